@@ -1,0 +1,147 @@
+#include "core/manager/fence_registry.h"
+
+#include <utility>
+
+namespace gpumig {
+
+absl::string_view FenceKindName(FenceKind kind) {
+  switch (kind) {
+    case FenceKind::kClear:
+      return "clear";
+    case FenceKind::kMigrate:
+      return "migrate";
+    case FenceKind::kEvict:
+      return "evict";
+    case FenceKind::kExec:
+      return "exec";
+  }
+  return "unknown";
+}
+
+FenceRegistry::FenceRegistry(size_t history)
+    : history_(history), self_(std::make_shared<FenceRegistry*>(this)) {}
+
+FenceRegistry::~FenceRegistry() {
+  // Callbacks still queued on live fences hold a weak_ptr to self_; once it
+  // expires they do nothing.
+  self_.reset();
+}
+
+void FenceRegistry::Add(FenceRef fence, FenceKind kind, uint64_t object_id,
+                        std::string owner, std::shared_ptr<MoveRecord> move,
+                        std::string dst_region) {
+  const uint64_t id = fence->id();
+  {
+    absl::MutexLock lock(&mu_);
+    entries_[id] = Entry{fence,           kind, object_id, std::move(owner),
+                         std::move(move), std::move(dst_region)};
+    ++pending_;
+  }
+  std::weak_ptr<FenceRegistry*> weak = self_;
+  absl::Status s = fence->AddCallback([weak, id](const Fence&) {
+    if (std::shared_ptr<FenceRegistry*> self = weak.lock()) {
+      (*self)->OnSignaled(id);
+    }
+  });
+  if (!s.ok()) OnSignaled(id);  // Already signalled: run it ourselves.
+}
+
+void FenceRegistry::OnSignaled(uint64_t id) {
+  FenceInfo info;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = entries_.find(id);
+    if (it == entries_.end()) return;
+    info = Snapshot(it->second);
+    --pending_;
+    signaled_order_.push_back(id);
+    while (signaled_order_.size() > history_) {
+      entries_.erase(signaled_order_.front());
+      signaled_order_.pop_front();
+    }
+  }
+  std::vector<std::shared_ptr<Sink>> sinks;
+  {
+    absl::MutexLock lock(&sinks_mu_);
+    sinks.reserve(sinks_.size());
+    for (const auto& [unused, sink] : sinks_) sinks.push_back(sink);
+  }
+  for (const auto& sink : sinks) (*sink)(info);
+}
+
+FenceInfo FenceRegistry::Snapshot(const Entry& e) {
+  FenceInfo info;
+  info.id = e.fence->id();
+  info.kind = e.kind;
+  info.signaled = e.fence->IsSignaled();
+  if (info.signaled) {
+    info.error = e.fence->error();
+    info.signaled_at = e.fence->signal_time();
+  }
+  if (e.move != nullptr) {
+    info.outcome = e.move->outcome.load(std::memory_order_acquire);
+    info.src_region = e.move->src_region;
+    info.dst_region = e.move->dst_region;
+  } else {
+    info.dst_region = e.dst_region;
+  }
+  info.object_id = e.object_id;
+  info.owner = e.owner;
+  info.created = e.fence->create_time();
+  return info;
+}
+
+absl::StatusOr<FenceInfo> FenceRegistry::Get(uint64_t id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(id);
+  if (it == entries_.end()) {
+    return absl::NotFoundError("no such fence (never issued, or forgotten)");
+  }
+  return Snapshot(it->second);
+}
+
+absl::StatusOr<FenceRef> FenceRegistry::GetFence(uint64_t id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(id);
+  if (it == entries_.end()) {
+    return absl::NotFoundError("no such fence (never issued, or forgotten)");
+  }
+  return it->second.fence;
+}
+
+uint64_t FenceRegistry::Subscribe(Sink sink) {
+  absl::MutexLock lock(&sinks_mu_);
+  const uint64_t id = next_sink_++;
+  sinks_[id] = std::make_shared<Sink>(std::move(sink));
+  return id;
+}
+
+void FenceRegistry::Unsubscribe(uint64_t id) {
+  absl::MutexLock lock(&sinks_mu_);
+  sinks_.erase(id);
+}
+
+size_t FenceRegistry::subscribers() const {
+  absl::MutexLock lock(&sinks_mu_);
+  return sinks_.size();
+}
+
+size_t FenceRegistry::pending() const {
+  absl::MutexLock lock(&mu_);
+  return pending_;
+}
+
+size_t FenceRegistry::size() const {
+  absl::MutexLock lock(&mu_);
+  return entries_.size();
+}
+
+bool FenceRegistry::WaitAllSignaled(absl::Time deadline) const {
+  absl::MutexLock lock(&mu_);
+  auto none_pending = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return pending_ == 0;
+  };
+  return mu_.AwaitWithDeadline(absl::Condition(&none_pending), deadline);
+}
+
+}  // namespace gpumig

@@ -1,0 +1,787 @@
+#include "core/manager/memory_manager.h"
+
+#include <algorithm>
+#include <cstring>
+#include <optional>
+#include <utility>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace gpumig {
+namespace {
+
+absl::Status PermissionDenied() {
+  return absl::PermissionDeniedError("permission denied");
+}
+
+// A range [offset, offset + length) inside an object of `size` bytes,
+// without overflow.
+absl::Status CheckRange(uint64_t size, uint64_t offset, uint64_t length,
+                        absl::string_view what) {
+  if (offset > size || length > size - offset) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " range [", offset, ", +", length,
+                     ") lies outside the object (", size, " bytes)"));
+  }
+  return absl::OkStatus();
+}
+
+uint64_t FenceId(const FenceRef& f) { return f == nullptr ? 0 : f->id(); }
+
+// A fence the next engine command on the object must await: an unsignalled
+// move, or a failed one (its error propagates: the content is unknown).
+void AddMoveDep(const BufferObject& obj, CopyEngine::Deps* deps) {
+  FenceRef f = obj.move_fence();
+  if (f != nullptr && (!f->IsSignaled() || !f->error().ok())) {
+    deps->push_back(std::move(f));
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<MemoryManager>> MemoryManager::Create(
+    std::unique_ptr<FaultInjector> faults, std::unique_ptr<Device> device,
+    ManagerOptions options) {
+  if (faults == nullptr || device == nullptr) {
+    return absl::InvalidArgumentError("MemoryManager needs a device and a "
+                                      "fault injector");
+  }
+  if (device->regions().empty()) {
+    return absl::InvalidArgumentError("the device has no memory regions");
+  }
+  if (options.fence_history == 0) {
+    return absl::InvalidArgumentError("fence_history must be at least 1");
+  }
+  return std::unique_ptr<MemoryManager>(new MemoryManager(
+      std::move(faults), std::move(device), std::move(options)));
+}
+
+MemoryManager::MemoryManager(std::unique_ptr<FaultInjector> faults,
+                             std::unique_ptr<Device> device,
+                             ManagerOptions options)
+    : options_(std::move(options)),
+      faults_(std::move(faults)),
+      device_(std::move(device)),
+      queue_(std::make_unique<WorkQueue>("failsafe",
+                                         std::max(1, options_.work_threads))),
+      migrator_(std::make_unique<Migrator>(device_.get(), faults_.get(),
+                                           queue_.get())),
+      fences_(options_.fence_history) {
+  uint64_t largest = 0;
+  for (Region* r : device_->regions()) largest = std::max(largest, r->size());
+  max_object_size_ = options_.max_object_size == 0
+                         ? largest
+                         : std::min(largest, options_.max_object_size);
+}
+
+MemoryManager::~MemoryManager() {
+  shutting_down_.store(true, std::memory_order_release);
+  device_->Shutdown();  // Every blit signals; failsafe works get queued.
+  queue_->Shutdown();   // Every failsafe work runs and drops its tables.
+  absl::flat_hash_map<uint64_t, BufferObjectRef> objects;
+  {
+    absl::MutexLock lock(&mu_);
+    objects.swap(objects_);
+  }
+  for (auto& [id, obj] : objects) obj->ClearPlacement();
+}
+
+absl::Status MemoryManager::CheckLive() const {
+  if (shutting_down()) {
+    return absl::UnavailableError("gpumigd is shutting down");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<BufferObjectRef> MemoryManager::LookupLocked(
+    const Principal& who, uint64_t id, bool content) {
+  auto it = objects_.find(id);
+  if (it == objects_.end()) {
+    return absl::NotFoundError(absl::StrCat("no such object"));
+  }
+  const BufferObjectRef& obj = it->second;
+  if (!obj->owner().SameOwner(who) && (content || !who.admin)) {
+    return PermissionDenied();
+  }
+  return obj;
+}
+
+absl::StatusOr<BufferObjectRef> MemoryManager::Lookup(const Principal& who,
+                                                      uint64_t id,
+                                                      bool content) {
+  absl::MutexLock lock(&mu_);
+  return LookupLocked(who, id, content);
+}
+
+absl::StatusOr<std::vector<Region*>> MemoryManager::ResolvePlacements(
+    const std::vector<std::string>& names) const {
+  std::vector<Region*> out;
+  if (names.empty()) return device_->regions();
+  absl::flat_hash_set<std::string> seen;
+  for (const std::string& name : names) {
+    if (!seen.insert(name).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("placements: region \"", name, "\" is listed twice"));
+    }
+    absl::StatusOr<Region*> r = device_->FindRegion(name);
+    if (!r.ok()) {
+      std::vector<std::string> known;
+      for (Region* region : device_->regions()) known.push_back(region->name());
+      return absl::InvalidArgumentError(
+          absl::StrCat("placements: unknown region \"", name, "\" (regions: ",
+                       absl::StrJoin(known, ", "), ")"));
+    }
+    out.push_back(*r);
+  }
+  return out;
+}
+
+bool MemoryManager::CpuPlacementFor(const BufferObject& obj,
+                                    const Region* region) const {
+  return obj.require_cpu_access() && region->kind() == RegionKind::kLmem;
+}
+
+uint64_t MemoryManager::QuotaFor(const Principal& who) const {
+  auto it = options_.quotas.find(who.name);
+  return it == options_.quotas.end() ? options_.default_quota : it->second;
+}
+
+void MemoryManager::PlacedLocked(const BufferObject& obj) {
+  Region* r = obj.region();
+  if (r != nullptr && obj.pin_count() == 0 && !obj.unknown()) {
+    r->LruTouch(obj.id());
+  }
+}
+
+void MemoryManager::RegisterMove(const Migrator::Result& result,
+                                 FenceKind kind, const BufferObject& obj) {
+  fences_created_.fetch_add(1, std::memory_order_relaxed);
+  fences_.Add(result.fence, kind, obj.id(), obj.owner().name, result.record);
+}
+
+absl::StatusOr<FenceRef> MemoryManager::EvictLocked(
+    const BufferObjectRef& victim, Region* from) {
+  // The next allowed placement first, then any other allowed one.
+  std::vector<Region*> targets;
+  const auto& p = victim->placements();
+  auto it = std::find(p.begin(), p.end(), from);
+  if (it != p.end()) targets.insert(targets.end(), it + 1, p.end());
+  for (Region* r : p) {
+    if (r != from && std::find(targets.begin(), targets.end(), r) ==
+                         targets.end()) {
+      targets.push_back(r);
+    }
+  }
+  absl::Status last = absl::ResourceExhaustedError(
+      "object has no other allowed placement");
+  for (Region* to : targets) {
+    absl::StatusOr<SgTableRef> sg =
+        to->Allocate(victim->size(), CpuPlacementFor(*victim, to));
+    if (!sg.ok()) {
+      last = sg.status();
+      continue;
+    }
+    absl::StatusOr<Migrator::EvictResult> res =
+        migrator_->Evict(victim, *std::move(sg));
+    if (!res.ok()) return res.status();
+    from->LruRemove(victim->id());
+    PlacedLocked(*victim);
+    RegisterMove(res->move, FenceKind::kEvict, *victim);
+    return res->eviction_fence;
+  }
+  return last;
+}
+
+absl::StatusOr<SgTableRef> MemoryManager::AllocateWithEviction(
+    Region* region, uint64_t size, bool cpu, const BufferObject* exclude) {
+  absl::StatusOr<SgTableRef> sg = region->Allocate(size, cpu);
+  if (sg.ok() || !absl::IsResourceExhausted(sg.status())) return sg;
+
+  // Would evicting everything evictable make enough room? If not, fail now
+  // and change nothing.
+  const uint64_t chunk = region->chunk_size();
+  const uint64_t needed = (size + chunk - 1) / chunk * chunk;
+  const uint64_t limit = cpu ? region->aperture() : region->size();
+  std::vector<BufferObjectRef> victims;
+  uint64_t reclaimable = region->FreeBytes(cpu);
+  for (uint64_t id : region->LruSnapshot()) {
+    auto it = objects_.find(id);
+    if (it == objects_.end()) continue;
+    const BufferObjectRef& v = it->second;
+    if (v.get() == exclude || v->pin_count() > 0 || v->unknown()) continue;
+    SgTableRef vsg = v->sg();
+    if (vsg == nullptr || vsg->region() != region) continue;
+    if (v->placements().size() < 2) continue;
+    for (const Block& b : vsg->blocks()) {
+      if (b.offset + b.size <= limit) reclaimable += b.size;
+    }
+    victims.push_back(v);
+  }
+  if (reclaimable < needed) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "region ", region->name(), ": no room for ", needed,
+        " bytes even after evicting every evictable object (", reclaimable,
+        " bytes could be made free", cpu ? " inside the CPU aperture" : "",
+        ")"));
+  }
+  for (const BufferObjectRef& v : victims) {
+    if (!v->io_mu()->TryLock()) continue;  // Busy with IO: skip, as TTM does.
+    absl::StatusOr<FenceRef> evicted = EvictLocked(v, region);
+    v->io_mu()->Unlock();
+    if (!evicted.ok()) continue;
+    sg = region->Allocate(size, cpu);
+    if (sg.ok()) return sg;
+  }
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "region ", region->name(), ": no room for ", needed,
+      " bytes: evictable objects were busy or had nowhere to go"));
+}
+
+absl::StatusOr<MemoryManager::CreateResult> MemoryManager::CreateObject(
+    const Principal& who, const CreateRequest& request) {
+  if (absl::Status s = CheckLive(); !s.ok()) return s;
+  if (request.size == 0) {
+    return absl::InvalidArgumentError("size_bytes must be greater than 0");
+  }
+  if (request.size > max_object_size_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("size_bytes ", request.size,
+                     " is larger than the largest allowed object (",
+                     max_object_size_, " bytes)"));
+  }
+  absl::StatusOr<std::vector<Region*>> placements =
+      ResolvePlacements(request.placements);
+  if (!placements.ok()) return placements.status();
+
+  absl::MutexLock lock(&mu_);
+  const uint64_t quota = QuotaFor(who);
+  const uint64_t used = usage_[who.name];
+  if (quota != 0 && (request.size > quota || used > quota - request.size)) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "quota exceeded for ", who.name, ": ", used, " of ", quota,
+        " bytes in use, ", request.size, " more requested"));
+  }
+  auto obj = std::make_shared<BufferObject>(
+      next_object_id_, request.size, *placements, who, request.label,
+      request.require_cpu_access);
+
+  absl::Status last = absl::ResourceExhaustedError("no placement has room");
+  for (Region* region : *placements) {
+    absl::StatusOr<SgTableRef> sg = AllocateWithEviction(
+        region, request.size, CpuPlacementFor(*obj, region), obj.get());
+    if (!sg.ok()) {
+      last = sg.status();
+      continue;
+    }
+    absl::StatusOr<Migrator::Result> cleared =
+        migrator_->Clear(obj, *std::move(sg));
+    if (!cleared.ok()) return cleared.status();
+    ++next_object_id_;
+    objects_[obj->id()] = obj;
+    usage_[who.name] += request.size;
+    if (request.pin) obj->Pin();
+    PlacedLocked(*obj);
+    RegisterMove(*cleared, FenceKind::kClear, *obj);
+    return CreateResult{obj->id(), cleared->fence->id()};
+  }
+  if (absl::IsInvalidArgument(last) && placements->size() > 1) {
+    last = absl::InvalidArgumentError(absl::StrCat(
+        "no placement can hold ", request.size, " bytes: ", last.message()));
+  }
+  return last;
+}
+
+absl::Status MemoryManager::DestroyObject(const Principal& who, uint64_t id) {
+  if (absl::Status s = CheckLive(); !s.ok()) return s;
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<BufferObjectRef> obj = LookupLocked(who, id, false);
+  if (!obj.ok()) return obj.status();
+  BufferObjectRef o = *obj;
+  absl::MutexLock io(o->io_mu());
+  o->MarkDestroyed();
+  if (Region* r = o->region()) r->LruRemove(o->id());
+  // The table's blocks return once queued blits and failsafe works drop it.
+  o->ClearPlacement();
+  objects_.erase(id);
+  uint64_t& used = usage_[o->owner().name];
+  used -= std::min(used, o->size());
+  if (used == 0) usage_.erase(o->owner().name);
+  return absl::OkStatus();
+}
+
+ObjectInfo MemoryManager::InfoOf(const BufferObject& obj) const {
+  ObjectInfo info;
+  info.id = obj.id();
+  info.size = obj.size();
+  for (Region* r : obj.placements()) info.placements.push_back(r->name());
+  SgTableRef sg = obj.sg();
+  if (sg != nullptr) {
+    info.region = sg->region()->name();
+    info.cpu_accessible = sg->cpu_accessible();
+  }
+  info.state = obj.state();
+  if (obj.unknown()) info.unknown_reason = obj.unknown_reason();
+  info.pin_count = obj.pin_count();
+  info.label = obj.label();
+  info.owner = obj.owner().name;
+  info.move_fence_id = FenceId(obj.move_fence());
+  info.exec_fence_id = FenceId(obj.exec_fence());
+  info.created = obj.create_time();
+  info.require_cpu_access = obj.require_cpu_access();
+  return info;
+}
+
+absl::StatusOr<ObjectInfo> MemoryManager::GetObject(const Principal& who,
+                                                    uint64_t id) {
+  if (absl::Status s = CheckLive(); !s.ok()) return s;
+  absl::StatusOr<BufferObjectRef> obj = Lookup(who, id, false);
+  if (!obj.ok()) return obj.status();
+  return InfoOf(**obj);
+}
+
+std::vector<ObjectInfo> MemoryManager::ListObjects(const Principal& who,
+                                                   bool all) {
+  std::vector<BufferObjectRef> objs;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, obj] : objects_) {
+      if (obj->owner().SameOwner(who) || (all && who.admin)) {
+        objs.push_back(obj);
+      }
+    }
+  }
+  std::sort(objs.begin(), objs.end(),
+            [](const BufferObjectRef& a, const BufferObjectRef& b) {
+              return a->id() < b->id();
+            });
+  std::vector<ObjectInfo> out;
+  out.reserve(objs.size());
+  for (const auto& obj : objs) out.push_back(InfoOf(*obj));
+  return out;
+}
+
+absl::Status MemoryManager::LockForIo(const BufferObjectRef& obj,
+                                      absl::Time deadline) {
+  for (;;) {
+    for (const FenceRef& f : {obj->move_fence(), obj->exec_fence()}) {
+      if (f != nullptr && !f->WaitUntil(deadline)) {
+        return absl::DeadlineExceededError(
+            "deadline passed while waiting for the object's pending "
+            "migration or engine command");
+      }
+    }
+    obj->io_mu()->Lock();
+    FenceRef m = obj->move_fence();
+    FenceRef e = obj->exec_fence();
+    if ((m == nullptr || m->IsSignaled()) && (e == nullptr || e->IsSignaled())) {
+      return absl::OkStatus();
+    }
+    obj->io_mu()->Unlock();  // A new move was queued meanwhile: wait again.
+  }
+}
+
+absl::Status MemoryManager::DoIo(const BufferObjectRef& obj, uint64_t offset,
+                                 uint64_t length, const uint8_t* in,
+                                 uint8_t* out, absl::Time deadline) {
+  if (absl::Status s = CheckRange(obj->size(), offset, length,
+                                  in != nullptr ? "write" : "read");
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = obj->CheckAccess(); !s.ok()) return s;
+  if (length == 0) return absl::OkStatus();
+  if (absl::Status s = LockForIo(obj, deadline); !s.ok()) return s;
+  absl::Cleanup unlock = [&obj] { obj->io_mu()->Unlock(); };
+  if (obj->destroyed()) return absl::NotFoundError("no such object");
+  // Observed the move fence signalled (acquire): the unknown flag is final.
+  if (absl::Status s = obj->CheckAccess(); !s.ok()) return s;
+  SgTableRef sg = obj->sg();
+  if (sg->cpu_accessible()) {
+    absl::StatusOr<std::vector<absl::Span<uint8_t>>> spans =
+        device_->CpuMap(*sg, offset, length);
+    if (!spans.ok()) return spans.status();
+    uint64_t done = 0;
+    for (absl::Span<uint8_t> span : *spans) {
+      if (in != nullptr) {
+        std::memcpy(span.data(), in + done, span.size());
+      } else {
+        std::memcpy(out + done, span.data(), span.size());
+      }
+      done += span.size();
+    }
+  } else {
+    // Outside the aperture: a blit to or from host memory. The engine owns
+    // the buffer until its fence signals, so wait for it whatever the
+    // deadline (engine commands complete in bounded time).
+    FenceRef f = in != nullptr
+                     ? device_->engine().WriteFromHost(in, sg, offset, length, {})
+                     : device_->engine().ReadToHost(sg, offset, length, out, {});
+    f->Wait();
+    if (!f->error().ok()) {
+      return absl::Status(f->error().code(),
+                          absl::StrCat("copy engine transfer failed: ",
+                                       f->error().message()));
+    }
+  }
+  if (obj->pin_count() == 0) sg->region()->LruTouch(obj->id());
+  return absl::OkStatus();
+}
+
+absl::Status MemoryManager::Write(const Principal& who, uint64_t id,
+                                  uint64_t offset,
+                                  absl::Span<const uint8_t> data,
+                                  absl::Time deadline) {
+  if (absl::Status s = CheckLive(); !s.ok()) return s;
+  absl::StatusOr<BufferObjectRef> obj = Lookup(who, id, true);
+  if (!obj.ok()) return obj.status();
+  return DoIo(*obj, offset, data.size(), data.data(), nullptr, deadline);
+}
+
+absl::Status MemoryManager::Read(const Principal& who, uint64_t id,
+                                 uint64_t offset, absl::Span<uint8_t> out,
+                                 absl::Time deadline) {
+  if (absl::Status s = CheckLive(); !s.ok()) return s;
+  absl::StatusOr<BufferObjectRef> obj = Lookup(who, id, true);
+  if (!obj.ok()) return obj.status();
+  return DoIo(*obj, offset, out.size(), nullptr, out.data(), deadline);
+}
+
+absl::StatusOr<uint64_t> MemoryManager::Migrate(const Principal& who,
+                                                uint64_t id,
+                                                absl::string_view region) {
+  if (absl::Status s = CheckLive(); !s.ok()) return s;
+  absl::StatusOr<Region*> target = device_->FindRegion(region);
+  if (!target.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("region: unknown region \"", region, "\""));
+  }
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<BufferObjectRef> found = LookupLocked(who, id, true);
+  if (!found.ok()) return found.status();
+  const BufferObjectRef& obj = *found;
+  if (absl::Status s = obj->CheckAccess(); !s.ok()) return s;
+  if (!obj->AllowedIn(*target)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("region \"", region,
+                     "\" is not in the object's placement list"));
+  }
+  if (obj->region() == *target) return FenceId(obj->move_fence());
+  if (obj->pin_count() > 0) {
+    return absl::FailedPreconditionError(
+        "object is pinned; unpin it before migrating");
+  }
+  absl::MutexLock io(obj->io_mu());
+  if (obj->destroyed()) return absl::NotFoundError("no such object");
+  Region* from = obj->region();
+  absl::StatusOr<SgTableRef> sg = AllocateWithEviction(
+      *target, obj->size(), CpuPlacementFor(*obj, *target), obj.get());
+  if (!sg.ok()) return sg.status();
+  absl::StatusOr<Migrator::Result> moved =
+      migrator_->Migrate(obj, *std::move(sg));
+  if (!moved.ok()) return moved.status();
+  if (from != nullptr) from->LruRemove(obj->id());
+  PlacedLocked(*obj);
+  RegisterMove(*moved, FenceKind::kMigrate, *obj);
+  return moved->fence->id();
+}
+
+absl::StatusOr<int> MemoryManager::Pin(const Principal& who, uint64_t id) {
+  if (absl::Status s = CheckLive(); !s.ok()) return s;
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<BufferObjectRef> obj = LookupLocked(who, id, true);
+  if (!obj.ok()) return obj.status();
+  const int count = (*obj)->Pin();
+  if (Region* r = (*obj)->region()) r->LruRemove((*obj)->id());
+  return count;
+}
+
+absl::StatusOr<int> MemoryManager::Unpin(const Principal& who, uint64_t id) {
+  if (absl::Status s = CheckLive(); !s.ok()) return s;
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<BufferObjectRef> obj = LookupLocked(who, id, true);
+  if (!obj.ok()) return obj.status();
+  const int count = (*obj)->Unpin();
+  if (count < 0) {
+    return absl::FailedPreconditionError("object is not pinned");
+  }
+  if (count == 0) PlacedLocked(**obj);
+  return count;
+}
+
+absl::StatusOr<uint64_t> MemoryManager::ExecFill(const Principal& who,
+                                                 uint64_t id, uint64_t offset,
+                                                 uint64_t length,
+                                                 uint8_t value) {
+  if (absl::Status s = CheckLive(); !s.ok()) return s;
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<BufferObjectRef> found = LookupLocked(who, id, true);
+  if (!found.ok()) return found.status();
+  const BufferObjectRef& obj = *found;
+  if (absl::Status s = obj->CheckAccess(); !s.ok()) return s;
+  if (absl::Status s = CheckRange(obj->size(), offset, length, "fill");
+      !s.ok()) {
+    return s;
+  }
+  absl::MutexLock io(obj->io_mu());
+  CopyEngine::Deps deps;
+  AddMoveDep(*obj, &deps);
+  SgTableRef sg = obj->sg();
+  FenceRef f =
+      device_->engine().Fill(sg, offset, length, value, std::move(deps));
+  obj->SetExecFence(f);
+  fences_created_.fetch_add(1, std::memory_order_relaxed);
+  fences_.Add(f, FenceKind::kExec, obj->id(), obj->owner().name, nullptr,
+              sg->region()->name());
+  PlacedLocked(*obj);
+  return f->id();
+}
+
+absl::StatusOr<uint64_t> MemoryManager::ExecCopy(const Principal& who,
+                                                 uint64_t src, uint64_t dst,
+                                                 uint64_t src_offset,
+                                                 uint64_t dst_offset,
+                                                 uint64_t length) {
+  if (absl::Status s = CheckLive(); !s.ok()) return s;
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<BufferObjectRef> s_obj = LookupLocked(who, src, true);
+  if (!s_obj.ok()) return s_obj.status();
+  absl::StatusOr<BufferObjectRef> d_obj = LookupLocked(who, dst, true);
+  if (!d_obj.ok()) return d_obj.status();
+  for (const BufferObjectRef& o : {*s_obj, *d_obj}) {
+    if (absl::Status s = o->CheckAccess(); !s.ok()) return s;
+  }
+  if (absl::Status s =
+          CheckRange((*s_obj)->size(), src_offset, length, "copy source");
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = CheckRange((*d_obj)->size(), dst_offset, length,
+                                  "copy destination");
+      !s.ok()) {
+    return s;
+  }
+  if (src == dst && src_offset < dst_offset + length &&
+      dst_offset < src_offset + length) {
+    return absl::InvalidArgumentError(
+        "copy source and destination ranges overlap");
+  }
+  // Lock order: lower object id first.
+  BufferObject* first = src <= dst ? s_obj->get() : d_obj->get();
+  BufferObject* second = src <= dst ? d_obj->get() : s_obj->get();
+  absl::MutexLock io1(first->io_mu());
+  std::optional<absl::MutexLock> io2;
+  if (second != first) io2.emplace(second->io_mu());
+  CopyEngine::Deps deps;
+  AddMoveDep(**s_obj, &deps);
+  if (src != dst) AddMoveDep(**d_obj, &deps);
+  SgTableRef dsg = (*d_obj)->sg();
+  FenceRef f = device_->engine().Copy((*s_obj)->sg(), src_offset, dsg,
+                                      dst_offset, length, std::move(deps));
+  (*s_obj)->SetExecFence(f);
+  (*d_obj)->SetExecFence(f);
+  fences_created_.fetch_add(1, std::memory_order_relaxed);
+  fences_.Add(f, FenceKind::kExec, (*d_obj)->id(), (*d_obj)->owner().name,
+              nullptr, dsg->region()->name());
+  PlacedLocked(**s_obj);
+  PlacedLocked(**d_obj);
+  return f->id();
+}
+
+absl::StatusOr<MemoryManager::ChecksumResult> MemoryManager::ExecChecksum(
+    const Principal& who, uint64_t id, uint64_t offset, uint64_t length,
+    absl::Time deadline) {
+  if (absl::Status s = CheckLive(); !s.ok()) return s;
+  auto result = std::make_shared<uint64_t>(0);
+  FenceRef f;
+  {
+    absl::MutexLock lock(&mu_);
+    absl::StatusOr<BufferObjectRef> found = LookupLocked(who, id, true);
+    if (!found.ok()) return found.status();
+    const BufferObjectRef& obj = *found;
+    if (absl::Status s = obj->CheckAccess(); !s.ok()) return s;
+    if (absl::Status s = CheckRange(obj->size(), offset, length, "checksum");
+        !s.ok()) {
+      return s;
+    }
+    absl::MutexLock io(obj->io_mu());
+    CopyEngine::Deps deps;
+    AddMoveDep(*obj, &deps);
+    SgTableRef sg = obj->sg();
+    f = device_->engine().Checksum(sg, offset, length, result,
+                                   std::move(deps));
+    obj->SetExecFence(f);
+    fences_created_.fetch_add(1, std::memory_order_relaxed);
+    fences_.Add(f, FenceKind::kExec, obj->id(), obj->owner().name, nullptr,
+                sg->region()->name());
+  }
+  if (!f->WaitUntil(deadline)) {
+    return absl::DeadlineExceededError(
+        "deadline passed before the checksum finished");
+  }
+  ChecksumResult out;
+  out.fence_id = f->id();
+  out.error = f->error();
+  if (out.error.ok()) out.checksum = *result;
+  return out;
+}
+
+absl::StatusOr<FenceInfo> MemoryManager::GetFence(const Principal& who,
+                                                  uint64_t fence_id) {
+  if (absl::Status s = CheckLive(); !s.ok()) return s;
+  absl::StatusOr<FenceInfo> info = fences_.Get(fence_id);
+  if (!info.ok()) return info.status();
+  if (info->owner != who.name && !who.admin) return PermissionDenied();
+  return info;
+}
+
+absl::StatusOr<FenceInfo> MemoryManager::WaitFence(const Principal& who,
+                                                   uint64_t fence_id,
+                                                   absl::Time deadline) {
+  absl::StatusOr<FenceInfo> info = GetFence(who, fence_id);
+  if (!info.ok() || info->signaled) return info;
+  absl::StatusOr<FenceRef> f = fences_.GetFence(fence_id);
+  if (!f.ok()) return f.status();
+  if (!(*f)->WaitUntil(deadline)) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("fence ", fence_id, " has not signalled yet"));
+  }
+  absl::StatusOr<FenceInfo> after = fences_.Get(fence_id);
+  if (after.ok()) return after;
+  // Forgotten between the signal and now (history full): report the fence.
+  info->signaled = true;
+  info->error = (*f)->error();
+  info->signaled_at = (*f)->signal_time();
+  return info;
+}
+
+std::vector<RegionInfo> MemoryManager::ListRegions() {
+  std::vector<RegionInfo> out;
+  for (Region* r : device_->regions()) {
+    absl::StatusOr<RegionInfo> info = GetRegion(r->name());
+    if (info.ok()) out.push_back(*std::move(info));
+  }
+  return out;
+}
+
+absl::StatusOr<RegionInfo> MemoryManager::GetRegion(absl::string_view name) {
+  absl::StatusOr<Region*> found = device_->FindRegion(name);
+  if (!found.ok()) {
+    return absl::NotFoundError(absl::StrCat("no region named \"", name, "\""));
+  }
+  Region* r = *found;
+  RegionInfo info;
+  info.name = r->name();
+  info.kind = r->kind();
+  info.size = r->size();
+  info.aperture = r->aperture();
+  info.chunk_size = r->chunk_size();
+  info.usage = r->Usage();
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, obj] : objects_) {
+      if (obj->region() == r) ++info.objects;
+    }
+  }
+  const RegionCounters& c = r->counters();
+  info.evictions = c.evictions.load();
+  info.blits = c.blits.load();
+  info.blit_failures = c.blit_failures.load();
+  info.fallback_copies = c.fallback_copies.load();
+  info.fallback_clears = c.fallback_clears.load();
+  info.unknown_state_objects = c.unknown_state_objects.load();
+  info.bytes_migrated_in = c.bytes_migrated_in.load();
+  info.bytes_migrated_out = c.bytes_migrated_out.load();
+  info.eviction_timeline_seqno = r->eviction_timeline().last_seqno();
+  info.last_eviction_fence_id = FenceId(r->eviction_timeline().last_fence());
+  return info;
+}
+
+absl::StatusOr<MemoryManager::EvictResult> MemoryManager::EvictRegion(
+    absl::string_view name) {
+  if (absl::Status s = CheckLive(); !s.ok()) return s;
+  absl::StatusOr<Region*> found = device_->FindRegion(name);
+  if (!found.ok()) {
+    return absl::NotFoundError(absl::StrCat("no region named \"", name, "\""));
+  }
+  Region* region = *found;
+  EvictResult result;
+  absl::MutexLock lock(&mu_);
+  std::vector<BufferObjectRef> placed;
+  for (const auto& [id, obj] : objects_) {
+    if (obj->region() == region) placed.push_back(obj);
+  }
+  std::sort(placed.begin(), placed.end(),
+            [](const BufferObjectRef& a, const BufferObjectRef& b) {
+              return a->id() < b->id();
+            });
+  for (const BufferObjectRef& obj : placed) {
+    if (obj->pin_count() > 0 || obj->unknown() || !obj->io_mu()->TryLock()) {
+      ++result.objects_skipped;
+      continue;
+    }
+    absl::StatusOr<FenceRef> evicted = EvictLocked(obj, region);
+    obj->io_mu()->Unlock();
+    if (!evicted.ok()) {
+      ++result.objects_skipped;
+      continue;
+    }
+    ++result.objects_evicted;
+    result.bytes_evicted += obj->size();
+  }
+  result.last_fence_id = FenceId(region->eviction_timeline().last_fence());
+  return result;
+}
+
+ManagerStats MemoryManager::Stats() {
+  ManagerStats s;
+  {
+    absl::MutexLock lock(&mu_);
+    s.objects = objects_.size();
+    for (const auto& [id, obj] : objects_) {
+      s.object_bytes += obj->size();
+      if (obj->unknown()) ++s.unknown_state_objects;
+    }
+  }
+  s.fences_created = fences_created_.load(std::memory_order_relaxed);
+  s.fences_pending = fences_.pending();
+  s.fence_history = fences_.size();
+  s.watchers = fences_.subscribers();
+  s.engine_inflight = device_->engine().inflight();
+  s.engine_wedged = faults_->AnyWedgeActive();
+  return s;
+}
+
+bool MemoryManager::Shutdown(absl::Time deadline) {
+  shutting_down_.store(true, std::memory_order_release);
+  return fences_.WaitAllSignaled(deadline);
+}
+
+absl::Status MemoryManager::CheckInvariantsForTest() {
+  absl::MutexLock lock(&mu_);
+  for (Region* r : device_->regions()) {
+    if (absl::Status s = r->CheckInvariantsForTest(); !s.ok()) return s;
+    uint64_t placed = 0;
+    for (const auto& [id, obj] : objects_) {
+      SgTableRef sg = obj->sg();
+      if (sg != nullptr && sg->region() == r) placed += sg->size();
+    }
+    const RegionUsage u = r->Usage();
+    if (u.allocated_bytes < placed) {
+      return absl::InternalError(absl::StrCat(
+          "region ", r->name(), ": ", u.allocated_bytes,
+          " bytes allocated but objects hold ", placed));
+    }
+    if (objects_.empty() && device_->engine().inflight() == 0 &&
+        queue_->pending() == 0 && u.allocated_bytes != 0) {
+      return absl::InternalError(absl::StrCat(
+          "region ", r->name(), ": ", u.allocated_bytes,
+          " bytes still allocated with no objects"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace gpumig

@@ -1,0 +1,268 @@
+// MemoryManager: the one façade the daemon calls. It owns the Device, the
+// FaultInjector, the failsafe WorkQueue, the Migrator, every BufferObject and
+// the FenceRegistry, and it decides placement and eviction.
+//
+// Every call takes the calling Principal. Objects belong to the principal
+// that created them: another principal gets PERMISSION_DENIED "permission
+// denied" and learns nothing else; admins may Get/List/Destroy any object
+// but content calls (Read, Write, Exec, Migrate, Pin) are owner-only.
+//
+// Status codes used throughout:
+//   INVALID_ARGUMENT    bad size, range, region name, placement list
+//   NOT_FOUND           no such object or fence
+//   PERMISSION_DENIED   another principal's object or fence
+//   RESOURCE_EXHAUSTED  no room even after eviction; quota
+//   DATA_LOSS           object in unknown state (every access refused)
+//   FAILED_PRECONDITION pinned object cannot move; unpin at 0
+//   ABORTED             a move failed synchronously; nothing changed
+//   DEADLINE_EXCEEDED   a wait ran out
+//   UNAVAILABLE         shutting down
+//
+// Locking: mu_ serialises placement decisions (allocation, eviction,
+// migration submission) and the object table; it is never held while
+// waiting for a fence except on the failsafe's synchronous path. Object IO
+// waits outside mu_ and holds only the object's io_mu(). Fence callbacks
+// never take mu_.
+//
+// Thread-safe.
+#ifndef GPUMIG_CORE_MANAGER_MEMORY_MANAGER_H_
+#define GPUMIG_CORE_MANAGER_MEMORY_MANAGER_H_
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "core/device/device.h"
+#include "core/fault/fault_injector.h"
+#include "core/fence/work_queue.h"
+#include "core/manager/fence_registry.h"
+#include "core/migrate/migrator.h"
+#include "core/object/buffer_object.h"
+
+namespace gpumig {
+
+struct ManagerOptions {
+  int work_threads = 2;           // failsafe WorkQueue workers
+  size_t fence_history = 4096;    // signalled fences kept for lookup
+  uint64_t default_quota = 0;     // bytes per principal; 0 = unlimited
+  absl::flat_hash_map<std::string, uint64_t> quotas;  // by principal name
+  uint64_t max_object_size = 0;   // 0 = the largest region
+};
+
+struct ObjectInfo {
+  uint64_t id = 0;
+  uint64_t size = 0;
+  std::vector<std::string> placements;
+  std::string region;  // "" if unplaced
+  ObjectState state = ObjectState::kOk;
+  std::string unknown_reason;
+  int pin_count = 0;
+  std::string label;
+  std::string owner;
+  uint64_t move_fence_id = 0;
+  uint64_t exec_fence_id = 0;
+  absl::Time created;
+  bool require_cpu_access = false;
+  bool cpu_accessible = false;
+};
+
+struct RegionInfo {
+  std::string name;
+  RegionKind kind = RegionKind::kLmem;
+  uint64_t size = 0;
+  uint64_t aperture = 0;
+  uint64_t chunk_size = 0;
+  RegionUsage usage;
+  uint64_t objects = 0;  // objects placed here
+  uint64_t evictions = 0, blits = 0, blit_failures = 0, fallback_copies = 0,
+           fallback_clears = 0, unknown_state_objects = 0,
+           bytes_migrated_in = 0, bytes_migrated_out = 0;
+  uint64_t eviction_timeline_seqno = 0;
+  uint64_t last_eviction_fence_id = 0;
+};
+
+struct ManagerStats {
+  uint64_t objects = 0;
+  uint64_t object_bytes = 0;
+  uint64_t unknown_state_objects = 0;
+  uint64_t fences_created = 0;
+  size_t fences_pending = 0;
+  size_t fence_history = 0;
+  size_t watchers = 0;
+  uint64_t engine_inflight = 0;
+  bool engine_wedged = false;
+};
+
+class MemoryManager {
+ public:
+  // Takes ownership of both. `device` must have been created with `faults`
+  // (the engine consults it). INVALID_ARGUMENT if the device has no regions.
+  static absl::StatusOr<std::unique_ptr<MemoryManager>> Create(
+      std::unique_ptr<FaultInjector> faults, std::unique_ptr<Device> device,
+      ManagerOptions options = {});
+  MemoryManager(const MemoryManager&) = delete;
+  MemoryManager& operator=(const MemoryManager&) = delete;
+  // Shuts the engine down, drains the failsafe works, drops every object.
+  ~MemoryManager();
+
+  struct CreateRequest {
+    uint64_t size = 0;
+    std::vector<std::string> placements;  // preference order; empty = all
+    bool require_cpu_access = false;      // LMEM placement inside aperture
+    bool pin = false;
+    std::string label;
+  };
+  struct CreateResult {
+    uint64_t object_id = 0;
+    uint64_t fence_id = 0;  // the creation clear's failsafe fence
+  };
+  // Allocates (evicting if needed) in the first placement with room and
+  // clears it; content reads as zeros. INVALID_ARGUMENT, RESOURCE_EXHAUSTED,
+  // ABORTED (the clear failed synchronously; nothing was created).
+  absl::StatusOr<CreateResult> CreateObject(const Principal& who,
+                                            const CreateRequest& request);
+  // Drops the object; its memory returns once in-flight blits finish.
+  absl::Status DestroyObject(const Principal& who, uint64_t id);
+  absl::StatusOr<ObjectInfo> GetObject(const Principal& who, uint64_t id);
+  // The caller's objects (every object for an admin with `all`), by id.
+  std::vector<ObjectInfo> ListObjects(const Principal& who, bool all);
+
+  // Content IO. Waits (until `deadline`) for the object's pending moves and
+  // Exec commands. Objects outside the CPU aperture go through the engine.
+  // INVALID_ARGUMENT: range outside the object. DATA_LOSS: unknown state.
+  // INTERNAL: the engine failed the transfer (nothing was returned).
+  absl::Status Write(const Principal& who, uint64_t id, uint64_t offset,
+                     absl::Span<const uint8_t> data, absl::Time deadline);
+  absl::Status Read(const Principal& who, uint64_t id, uint64_t offset,
+                    absl::Span<uint8_t> out, absl::Time deadline);
+
+  // Moves the object to `region` (must be in its placement list) and returns
+  // the failsafe fence id at once. Already there: its current move fence.
+  // FAILED_PRECONDITION if pinned.
+  absl::StatusOr<uint64_t> Migrate(const Principal& who, uint64_t id,
+                                   absl::string_view region);
+
+  // Returns the new pin count. Pinned objects are never evicted or moved.
+  absl::StatusOr<int> Pin(const Principal& who, uint64_t id);
+  absl::StatusOr<int> Unpin(const Principal& who, uint64_t id);
+
+  // GPU ops on the copy engine. Each returns the fence id at once.
+  absl::StatusOr<uint64_t> ExecFill(const Principal& who, uint64_t id,
+                                    uint64_t offset, uint64_t length,
+                                    uint8_t value);
+  absl::StatusOr<uint64_t> ExecCopy(const Principal& who, uint64_t src,
+                                    uint64_t dst, uint64_t src_offset,
+                                    uint64_t dst_offset, uint64_t length);
+  struct ChecksumResult {
+    uint64_t fence_id = 0;
+    uint64_t checksum = 0;  // FNV-1a 64, valid when the fence has no error
+    absl::Status error;
+  };
+  // Waits for the result until `deadline`.
+  absl::StatusOr<ChecksumResult> ExecChecksum(const Principal& who,
+                                              uint64_t id, uint64_t offset,
+                                              uint64_t length,
+                                              absl::Time deadline);
+
+  // Fences. NOT_FOUND, PERMISSION_DENIED (another principal's, non-admin).
+  absl::StatusOr<FenceInfo> GetFence(const Principal& who, uint64_t fence_id);
+  // DEADLINE_EXCEEDED if it has not signalled by `deadline`.
+  absl::StatusOr<FenceInfo> WaitFence(const Principal& who, uint64_t fence_id,
+                                      absl::Time deadline);
+
+  // Regions.
+  std::vector<RegionInfo> ListRegions();
+  absl::StatusOr<RegionInfo> GetRegion(absl::string_view name);
+  struct EvictResult {
+    uint64_t objects_evicted = 0;
+    uint64_t bytes_evicted = 0;
+    uint64_t objects_skipped = 0;  // pinned, busy, unknown, or nowhere to go
+    uint64_t last_fence_id = 0;    // the region's last eviction fence
+  };
+  // Evicts every evictable object out of `region` (TTM's evict-all).
+  absl::StatusOr<EvictResult> EvictRegion(absl::string_view region);
+
+  FenceRegistry& fences() { return fences_; }
+  FaultInjector& faults() { return *faults_; }
+  Device& device() { return *device_; }
+  ManagerStats Stats();
+
+  // Refuses new calls with UNAVAILABLE and waits (until `deadline`) for every
+  // registered fence to signal. Returns whether all did.
+  bool Shutdown(absl::Time deadline);
+  bool shutting_down() const {
+    return shutting_down_.load(std::memory_order_acquire);
+  }
+
+  // Allocator and accounting invariants; with no objects, every region's
+  // allocated bytes must be zero.
+  absl::Status CheckInvariantsForTest();
+
+ private:
+  MemoryManager(std::unique_ptr<FaultInjector> faults,
+                std::unique_ptr<Device> device, ManagerOptions options);
+
+  absl::Status CheckLive() const;
+  // Looks an object up and checks the caller may use it.
+  absl::StatusOr<BufferObjectRef> LookupLocked(const Principal& who,
+                                               uint64_t id, bool content)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<BufferObjectRef> Lookup(const Principal& who, uint64_t id,
+                                         bool content) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<std::vector<Region*>> ResolvePlacements(
+      const std::vector<std::string>& names) const;
+  // Allocates in `region`, evicting LRU objects if needed.
+  absl::StatusOr<SgTableRef> AllocateWithEviction(Region* region,
+                                                  uint64_t size, bool cpu,
+                                                  const BufferObject* exclude)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Evicts `victim` (io_mu() held) to another allowed placement.
+  absl::StatusOr<FenceRef> EvictLocked(const BufferObjectRef& victim,
+                                       Region* from)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RegisterMove(const Migrator::Result& result, FenceKind kind,
+                    const BufferObject& obj);
+  void PlacedLocked(const BufferObject& obj) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  ObjectInfo InfoOf(const BufferObject& obj) const;
+  bool CpuPlacementFor(const BufferObject& obj, const Region* region) const;
+  uint64_t QuotaFor(const Principal& who) const;
+  // Waits for the object's move and exec fences, then locks io_mu() with the
+  // fences still signalled. Returns with io_mu() held on OK.
+  absl::Status LockForIo(const BufferObjectRef& obj, absl::Time deadline);
+  absl::Status DoIo(const BufferObjectRef& obj, uint64_t offset,
+                    uint64_t length, const uint8_t* in, uint8_t* out,
+                    absl::Time deadline);
+
+  // Constant after construction. Destruction order matters: objects and the
+  // registry go before the queue, the queue before the device, the device
+  // before the injector.
+  const ManagerOptions options_;
+  std::unique_ptr<FaultInjector> faults_;
+  std::unique_ptr<Device> device_;
+  std::unique_ptr<WorkQueue> queue_;
+  std::unique_ptr<Migrator> migrator_;
+  uint64_t max_object_size_ = 0;
+
+  std::atomic<bool> shutting_down_{false};
+  std::atomic<uint64_t> fences_created_{0};
+  FenceRegistry fences_;
+
+  mutable absl::Mutex mu_;
+  uint64_t next_object_id_ ABSL_GUARDED_BY(mu_) = 1;
+  absl::flat_hash_map<uint64_t, BufferObjectRef> objects_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, uint64_t> usage_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace gpumig
+
+#endif  // GPUMIG_CORE_MANAGER_MEMORY_MANAGER_H_

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages gpumig builds and tests with, if missing.
+# Idempotent. As root it runs apt-get; otherwise through sudo when that works
+# without a password prompt; otherwise it prints the exact command and fails.
+set -euo pipefail
+
+PACKAGES=(
+  bazel-bootstrap
+  g++ pkg-config
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libabsl-dev libdrm-dev libsystemd-dev prometheus-cpp-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  clang libfuzzer-14-dev libclang-rt-14-dev
+  systemd curl
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+cmd=(apt-get install -y --no-install-recommends "${missing[@]}")
+echo "gpumig: installing missing packages: ${missing[*]}" >&2
+if [ "$(id -u)" -eq 0 ]; then
+  apt-get update -q >&2
+  DEBIAN_FRONTEND=noninteractive "${cmd[@]}" >&2
+elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+  sudo -n apt-get update -q >&2
+  sudo -n env DEBIAN_FRONTEND=noninteractive "${cmd[@]}" >&2
+else
+  echo "gpumig: cannot install packages without root. Run:" >&2
+  echo "  sudo apt-get update && sudo ${cmd[*]}" >&2
+  exit 1
+fi
