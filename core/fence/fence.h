@@ -121,6 +121,7 @@ class Fence {
 
   std::atomic<bool> signaled_{false};
   mutable absl::Mutex mu_;
+  mutable absl::CondVar cv_;  // Signalled at the signal; waiters in WaitUntil.
   absl::Status error_ ABSL_GUARDED_BY(mu_);
   absl::Time signal_time_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   std::vector<Callback> callbacks_ ABSL_GUARDED_BY(mu_);

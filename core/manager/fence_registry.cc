@@ -1,5 +1,6 @@
 #include "core/manager/fence_registry.h"
 
+#include "core/base/mutex.h"
 #include <utility>
 
 namespace gpumig {
@@ -32,7 +33,7 @@ void FenceRegistry::Add(FenceRef fence, FenceKind kind, uint64_t object_id,
                         std::string dst_region) {
   const uint64_t id = fence->id();
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     entries_[id] = Entry{fence,           kind, object_id, std::move(owner),
                          std::move(move), std::move(dst_region)};
     ++pending_;
@@ -49,11 +50,11 @@ void FenceRegistry::Add(FenceRef fence, FenceKind kind, uint64_t object_id,
 void FenceRegistry::OnSignaled(uint64_t id) {
   FenceInfo info;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     auto it = entries_.find(id);
     if (it == entries_.end()) return;
     info = Snapshot(it->second);
-    --pending_;
+    if (--pending_ == 0) drained_cv_.SignalAll();
     signaled_order_.push_back(id);
     while (signaled_order_.size() > history_) {
       entries_.erase(signaled_order_.front());
@@ -62,7 +63,7 @@ void FenceRegistry::OnSignaled(uint64_t id) {
   }
   std::vector<std::shared_ptr<Sink>> sinks;
   {
-    absl::MutexLock lock(&sinks_mu_);
+    MutexLock lock(&sinks_mu_);
     sinks.reserve(sinks_.size());
     for (const auto& [unused, sink] : sinks_) sinks.push_back(sink);
   }
@@ -92,7 +93,7 @@ FenceInfo FenceRegistry::Snapshot(const Entry& e) {
 }
 
 absl::StatusOr<FenceInfo> FenceRegistry::Get(uint64_t id) const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = entries_.find(id);
   if (it == entries_.end()) {
     return absl::NotFoundError("no such fence (never issued, or forgotten)");
@@ -101,7 +102,7 @@ absl::StatusOr<FenceInfo> FenceRegistry::Get(uint64_t id) const {
 }
 
 absl::StatusOr<FenceRef> FenceRegistry::GetFence(uint64_t id) const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = entries_.find(id);
   if (it == entries_.end()) {
     return absl::NotFoundError("no such fence (never issued, or forgotten)");
@@ -110,38 +111,41 @@ absl::StatusOr<FenceRef> FenceRegistry::GetFence(uint64_t id) const {
 }
 
 uint64_t FenceRegistry::Subscribe(Sink sink) {
-  absl::MutexLock lock(&sinks_mu_);
+  MutexLock lock(&sinks_mu_);
   const uint64_t id = next_sink_++;
   sinks_[id] = std::make_shared<Sink>(std::move(sink));
   return id;
 }
 
 void FenceRegistry::Unsubscribe(uint64_t id) {
-  absl::MutexLock lock(&sinks_mu_);
+  MutexLock lock(&sinks_mu_);
   sinks_.erase(id);
 }
 
 size_t FenceRegistry::subscribers() const {
-  absl::MutexLock lock(&sinks_mu_);
+  MutexLock lock(&sinks_mu_);
   return sinks_.size();
 }
 
 size_t FenceRegistry::pending() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return pending_;
 }
 
 size_t FenceRegistry::size() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return entries_.size();
 }
 
 bool FenceRegistry::WaitAllSignaled(absl::Time deadline) const {
-  absl::MutexLock lock(&mu_);
-  auto none_pending = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return pending_ == 0;
-  };
-  return mu_.AwaitWithDeadline(absl::Condition(&none_pending), deadline);
+  MutexLock lock(&mu_);
+  while (pending_ != 0) {
+    TsanRelease(&mu_);
+    const bool timed_out = drained_cv_.WaitWithDeadline(&mu_, deadline);
+    TsanAcquire(&mu_);
+    if (timed_out) break;
+  }
+  return pending_ == 0;
 }
 
 }  // namespace gpumig

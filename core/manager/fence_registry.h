@@ -99,6 +99,7 @@ class FenceRegistry {
   absl::flat_hash_map<uint64_t, Entry> entries_ ABSL_GUARDED_BY(mu_);
   std::deque<uint64_t> signaled_order_ ABSL_GUARDED_BY(mu_);
   size_t pending_ ABSL_GUARDED_BY(mu_) = 0;
+  mutable absl::CondVar drained_cv_;  // Signalled when pending_ drops to 0.
 
   mutable absl::Mutex sinks_mu_;
   uint64_t next_sink_ ABSL_GUARDED_BY(sinks_mu_) = 1;

@@ -205,7 +205,8 @@ class MemoryManager {
   }
 
   // Allocator and accounting invariants; with no objects, every region's
-  // allocated bytes must be zero.
+  // allocated bytes must be zero. Waits (bounded) for registered fences to
+  // signal first, so call it with no concurrent activity.
   absl::Status CheckInvariantsForTest();
 
  private:

@@ -1,5 +1,6 @@
 #include "core/mem/region.h"
 
+#include "core/base/mutex.h"
 #include <cstdio>
 #include <cstdlib>
 #include <iterator>
@@ -86,7 +87,7 @@ absl::StatusOr<SgTableRef> Region::Allocate(uint64_t size,
   if (require_cpu_access) request.range_end = config_.aperture;
   absl::StatusOr<std::vector<Block>> blocks;
   {
-    absl::MutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     blocks = allocator_->Allocate(request);
     if (!blocks.ok()) return blocks.status();
     ++live_tables_;
@@ -99,7 +100,7 @@ absl::StatusOr<SgTableRef> Region::Allocate(uint64_t size,
 }
 
 void Region::FreeBlocks(const std::vector<Block>& blocks) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   // Blocks came from our allocator; a failure here is memory corruption.
   absl::Status s = allocator_->Free(blocks);
   if (!s.ok()) {
@@ -111,14 +112,14 @@ void Region::FreeBlocks(const std::vector<Block>& blocks) {
 }
 
 uint64_t Region::FreeBytes(bool require_cpu_access) const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return require_cpu_access
              ? allocator_->free_bytes_in_range(0, config_.aperture)
              : allocator_->free_bytes();
 }
 
 RegionUsage Region::Usage() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   RegionUsage u;
   u.free_bytes = allocator_->free_bytes();
   u.allocated_bytes = config_.size - u.free_bytes;
@@ -132,7 +133,7 @@ RegionUsage Region::Usage() const {
 }
 
 void Region::LruTouch(uint64_t object_id) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = lru_index_.find(object_id);
   if (it != lru_index_.end()) {
     lru_.splice(lru_.end(), lru_, it->second);
@@ -143,7 +144,7 @@ void Region::LruTouch(uint64_t object_id) {
 }
 
 void Region::LruRemove(uint64_t object_id) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   auto it = lru_index_.find(object_id);
   if (it == lru_index_.end()) return;
   lru_.erase(it->second);
@@ -151,7 +152,7 @@ void Region::LruRemove(uint64_t object_id) {
 }
 
 std::vector<uint64_t> Region::LruSnapshot() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return std::vector<uint64_t>(lru_.begin(), lru_.end());
 }
 
@@ -162,7 +163,7 @@ FenceRef Region::PendingEvictionFence() const {
 }
 
 absl::Status Region::CheckInvariantsForTest() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   absl::Status s = allocator_->CheckInvariantsForTest();
   if (!s.ok()) return s;
   if (lru_.size() != lru_index_.size()) {
