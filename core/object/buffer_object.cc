@@ -1,5 +1,6 @@
 #include "core/object/buffer_object.h"
 
+#include "core/base/mutex.h"
 #include <algorithm>
 #include <utility>
 
@@ -19,38 +20,38 @@ BufferObject::BufferObject(uint64_t id, uint64_t size,
       create_time_(absl::Now()) {}
 
 Region* BufferObject::region() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return sg_ == nullptr ? nullptr : sg_->region();
 }
 
 SgTableRef BufferObject::sg() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return sg_;
 }
 
 FenceRef BufferObject::move_fence() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return move_fence_;
 }
 
 FenceRef BufferObject::exec_fence() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return exec_fence_;
 }
 
 void BufferObject::SetPlacement(SgTableRef sg, FenceRef move_fence) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   sg_ = std::move(sg);
   move_fence_ = std::move(move_fence);
 }
 
 void BufferObject::SetExecFence(FenceRef fence) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   exec_fence_ = std::move(fence);
 }
 
 SgTableRef BufferObject::ClearPlacement() {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return std::move(sg_);
 }
 
@@ -77,12 +78,12 @@ int BufferObject::Unpin() {
 }
 
 std::string BufferObject::unknown_reason() const {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return unknown_reason_;
 }
 
 bool BufferObject::MarkUnknown(const absl::Status& why) {
-  absl::MutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (unknown_.load(std::memory_order_relaxed)) return false;
   unknown_reason_ = std::string(why.message());
   // Release: whoever sees the flag sees the reason.
