@@ -46,7 +46,8 @@ inline void LockMutex(absl::Mutex* mu) ABSL_EXCLUSIVE_LOCK_FUNCTION(mu) {
   TsanAcquire(mu);
 }
 
-inline bool TryLockMutex(absl::Mutex* mu) ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true, mu) {
+inline bool TryLockMutex(absl::Mutex* mu)
+    ABSL_EXCLUSIVE_TRYLOCK_FUNCTION(true, mu) {
   if (!mu->TryLock()) return false;
   TsanAcquire(mu);
   return true;

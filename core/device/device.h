@@ -59,8 +59,8 @@ class CopyEngine {
                             std::shared_ptr<uint64_t> result, Deps deps) = 0;
   // Transfers between a table and host memory (reads and writes of objects
   // the CPU cannot map). `host` must stay valid until the fence signals.
-  virtual FenceRef ReadToHost(SgTableRef src, uint64_t offset,
-                              uint64_t length, uint8_t* host, Deps deps) = 0;
+  virtual FenceRef ReadToHost(SgTableRef src, uint64_t offset, uint64_t length,
+                              uint8_t* host, Deps deps) = 0;
   virtual FenceRef WriteFromHost(const uint8_t* host, SgTableRef dst,
                                  uint64_t offset, uint64_t length,
                                  Deps deps) = 0;

@@ -79,7 +79,8 @@ class FaultInjector {
 
   // Queries. Each fires (and counts) at most one matching fault.
   bool ShouldFailBlit(absl::string_view op, absl::string_view region)
-      ABSL_LOCKS_EXCLUDED(mu_);  // kFailBlit for copies, kFailClear for op "clear"
+      ABSL_LOCKS_EXCLUDED(
+          mu_);  // kFailBlit for copies, kFailClear for op "clear"
   bool ShouldFailWorkAllocation(absl::string_view op, absl::string_view region)
       ABSL_LOCKS_EXCLUDED(mu_);
   bool MemcpyBanned(absl::string_view op, absl::string_view region)

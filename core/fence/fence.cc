@@ -16,7 +16,7 @@
 #include <deque>
 #include <utility>
 
-#include "core/fence/tsan_lock.h"
+#include "core/base/mutex.h"
 
 namespace gpumig {
 namespace {
@@ -123,7 +123,7 @@ FenceRef Fence::CreateSignaled(absl::string_view name, absl::Status error) {
 Fence::~Fence() {
   std::vector<Callback> callbacks;
   {
-    fence_internal::TsanMutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (signaled_.load(std::memory_order_relaxed)) return;
     if (error_.ok()) {
       error_ = absl::AbortedError("fence released unsignalled");
@@ -138,12 +138,12 @@ Fence::~Fence() {
 }
 
 absl::Status Fence::error() const {
-  fence_internal::TsanMutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return signaled_.load(std::memory_order_relaxed) ? error_ : absl::OkStatus();
 }
 
 absl::Time Fence::signal_time() const {
-  fence_internal::TsanMutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return signal_time_;
 }
 
@@ -151,7 +151,7 @@ absl::Status Fence::SetError(absl::Status error) {
   if (error.ok()) {
     return absl::InvalidArgumentError("SetError needs a non-OK status");
   }
-  fence_internal::TsanMutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (signaled_.load(std::memory_order_relaxed)) return AlreadySignaled();
   if (error_.ok()) error_ = std::move(error);
   return absl::OkStatus();
@@ -162,7 +162,7 @@ absl::Status Fence::Signal() { return SignalWithError(absl::OkStatus()); }
 absl::Status Fence::SignalWithError(absl::Status error) {
   std::vector<Callback> callbacks;
   {
-    fence_internal::TsanMutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     if (signaled_.load(std::memory_order_relaxed)) return AlreadySignaled();
     if (!error.ok() && error_.ok()) error_ = std::move(error);
     signal_time_ = absl::Now();
@@ -188,7 +188,7 @@ absl::Status Fence::SignalWithError(absl::Status error) {
 
 absl::Status Fence::AddCallback(Callback cb) {
   if (!cb) return absl::InvalidArgumentError("empty fence callback");
-  fence_internal::TsanMutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (signaled_.load(std::memory_order_relaxed)) return AlreadySignaled();
   callbacks_.push_back(std::move(cb));
   return absl::OkStatus();
@@ -196,14 +196,14 @@ absl::Status Fence::AddCallback(Callback cb) {
 
 bool Fence::WaitUntil(absl::Time deadline) const {
   if (IsSignaled()) return true;
-  fence_internal::TsanMutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   // A CondVar, not an absl::Condition: the waiter evaluates its own
   // predicate, so no other thread touches this frame (which TSan, blind to
   // Debian's absl internals, would report when the frame is reused).
   while (!signaled_.load(std::memory_order_relaxed)) {
-    fence_internal::TsanRelease(&mu_);
+    TsanRelease(&mu_);
     const bool timed_out = cv_.WaitWithDeadline(&mu_, deadline);
-    fence_internal::TsanAcquire(&mu_);
+    TsanAcquire(&mu_);
     if (timed_out) break;
   }
   return signaled_.load(std::memory_order_relaxed);

@@ -21,7 +21,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
-#include "core/fence/tsan_lock.h"
+#include "core/base/mutex.h"
 
 namespace gpumig {
 
@@ -69,12 +69,12 @@ struct FenceWork::State {
 
   void RecordError(absl::Status error) ABSL_LOCKS_EXCLUDED(mu) {
     if (error.ok()) return;
-    fence_internal::TsanMutexLock lock(&mu);
+    MutexLock lock(&mu);
     if (first_error.ok()) first_error = std::move(error);
   }
 
   absl::Status TakeFirstError() ABSL_LOCKS_EXCLUDED(mu) {
-    fence_internal::TsanMutexLock lock(&mu);
+    MutexLock lock(&mu);
     return first_error;
   }
 

@@ -5,7 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "core/fence/tsan_lock.h"
+#include "core/base/mutex.h"
 
 namespace gpumig {
 namespace {
@@ -25,7 +25,7 @@ Timeline::Timeline(absl::string_view name)
     : context_(AllocateFenceContexts(1)), name_(name) {}
 
 Timeline::Link Timeline::Append(absl::string_view fence_name) {
-  fence_internal::TsanMutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   Link link;
   link.fence = Fence::Create(fence_name, context_, ++seqno_);
   link.previous = std::exchange(last_, link.fence);
@@ -33,12 +33,12 @@ Timeline::Link Timeline::Append(absl::string_view fence_name) {
 }
 
 FenceRef Timeline::last_fence() const {
-  fence_internal::TsanMutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return last_;
 }
 
 uint64_t Timeline::last_seqno() const {
-  fence_internal::TsanMutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return seqno_;
 }
 

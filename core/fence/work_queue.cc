@@ -3,7 +3,7 @@
 
 #include <utility>
 
-#include "core/fence/tsan_lock.h"
+#include "core/base/mutex.h"
 
 #if defined(__linux__)
 #include <pthread.h>
@@ -11,11 +11,9 @@
 
 namespace gpumig {
 
-using fence_internal::TsanMutexLock;
-
 WorkQueue::WorkQueue(absl::string_view name, int num_threads) : name_(name) {
   if (num_threads < 1) num_threads = 1;
-  TsanMutexLock lock(&join_mu_);
+  MutexLock lock(&join_mu_);
   workers_.reserve(num_threads);
   for (int i = 0; i < num_threads; ++i) {
     workers_.emplace_back([this] { WorkerLoop(); });
@@ -31,7 +29,7 @@ WorkQueue::~WorkQueue() { Shutdown(); }
 
 absl::Status WorkQueue::Submit(Task task) {
   if (!task) return absl::InvalidArgumentError("empty task");
-  TsanMutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   if (shutting_down_) {
     return absl::UnavailableError("work queue '" + name_ + "' is shut down");
   }
@@ -41,9 +39,9 @@ absl::Status WorkQueue::Submit(Task task) {
 }
 
 void WorkQueue::Shutdown() {
-  TsanMutexLock join_lock(&join_mu_);
+  MutexLock join_lock(&join_mu_);
   {
-    TsanMutexLock lock(&mu_);
+    MutexLock lock(&mu_);
     shutting_down_ = true;
     work_cv_.SignalAll();
   }
@@ -53,7 +51,7 @@ void WorkQueue::Shutdown() {
 }
 
 size_t WorkQueue::pending() const {
-  TsanMutexLock lock(&mu_);
+  MutexLock lock(&mu_);
   return tasks_.size();
 }
 
@@ -61,9 +59,9 @@ void WorkQueue::WorkerLoop() {
   while (true) {
     Task task;
     {
-      TsanMutexLock lock(&mu_);
+      MutexLock lock(&mu_);
       while (tasks_.empty() && !shutting_down_) {
-        fence_internal::TsanCondVarWait(&work_cv_, &mu_);
+        CondVarWait(&work_cv_, &mu_);
       }
       if (tasks_.empty()) return;  // shutting down and drained
       task = std::move(tasks_.front());

@@ -38,21 +38,31 @@ enum class Fault { kNone, kBlit, kBlitBan, kBlitAlloc, kBlitAllocBan };
 
 std::string MoveName(Move m) {
   switch (m) {
-    case Move::kCreate: return "Create";
-    case Move::kLmemToSmem: return "LmemToSmem";
-    case Move::kSmemToLmem: return "SmemToLmem";
-    case Move::kLmemToLmem: return "LmemToLmem";
-    case Move::kEvict: return "Evict";
+    case Move::kCreate:
+      return "Create";
+    case Move::kLmemToSmem:
+      return "LmemToSmem";
+    case Move::kSmemToLmem:
+      return "SmemToLmem";
+    case Move::kLmemToLmem:
+      return "LmemToLmem";
+    case Move::kEvict:
+      return "Evict";
   }
   return "";
 }
 std::string FaultName(Fault f) {
   switch (f) {
-    case Fault::kNone: return "NoFault";
-    case Fault::kBlit: return "BlitFails";
-    case Fault::kBlitBan: return "BlitFailsMemcpyBanned";
-    case Fault::kBlitAlloc: return "WorkAllocFails";
-    case Fault::kBlitAllocBan: return "WorkAllocFailsMemcpyBanned";
+    case Fault::kNone:
+      return "NoFault";
+    case Fault::kBlit:
+      return "BlitFails";
+    case Fault::kBlitBan:
+      return "BlitFailsMemcpyBanned";
+    case Fault::kBlitAlloc:
+      return "WorkAllocFails";
+    case Fault::kBlitAllocBan:
+      return "WorkAllocFailsMemcpyBanned";
   }
   return "";
 }
@@ -151,10 +161,9 @@ class FailsafeMatrixTest : public ::testing::TestWithParam<Param> {
                 absl::StatusCode::kDataLoss);
       EXPECT_EQ(mm_->ExecFill(User(1000), id, 0, 16, 1).status().code(),
                 absl::StatusCode::kDataLoss);
-      EXPECT_EQ(mm_->ExecChecksum(User(1000), id, 0, 16, Soon())
-                    .status()
-                    .code(),
-                absl::StatusCode::kDataLoss);
+      EXPECT_EQ(
+          mm_->ExecChecksum(User(1000), id, 0, 16, Soon()).status().code(),
+          absl::StatusCode::kDataLoss);
       EXPECT_EQ(mm_->Migrate(User(1000), id, "smem").status().code(),
                 absl::StatusCode::kDataLoss);
       // Some fence of the chain carries the error; the last one does when
@@ -171,8 +180,10 @@ class FailsafeMatrixTest : public ::testing::TestWithParam<Param> {
 };
 
 TEST_P(FailsafeMatrixTest, ContentExactOrUnknownNeverAnythingElse) {
-  const bool ban = fault() == Fault::kBlitBan || fault() == Fault::kBlitAllocBan;
-  const bool sync = fault() == Fault::kBlitAlloc || fault() == Fault::kBlitAllocBan;
+  const bool ban =
+      fault() == Fault::kBlitBan || fault() == Fault::kBlitAllocBan;
+  const bool sync =
+      fault() == Fault::kBlitAlloc || fault() == Fault::kBlitAllocBan;
 
   if (move() == Move::kCreate) {
     ArmFaults("clear");
@@ -193,10 +204,9 @@ TEST_P(FailsafeMatrixTest, ContentExactOrUnknownNeverAnythingElse) {
     EXPECT_EQ(info->state == ObjectState::kUnknown, expect_unknown);
     auto f = mm_->GetFence(User(1000), fence);
     ASSERT_TRUE(f.ok());
-    EXPECT_EQ(f->outcome,
-              fault() == Fault::kNone ? MoveOutcome::kBlitOk
-              : expect_unknown        ? MoveOutcome::kUnknownState
-                                      : MoveOutcome::kFallbackClear);
+    EXPECT_EQ(f->outcome, fault() == Fault::kNone ? MoveOutcome::kBlitOk
+                          : expect_unknown        ? MoveOutcome::kUnknownState
+                                           : MoveOutcome::kFallbackClear);
     return;
   }
 
@@ -301,10 +311,10 @@ INSTANTIATE_TEST_SUITE_P(
                                          Fault::kBlitAllocBan),
                        ::testing::Bool()),
     [](const ::testing::TestParamInfo<Param>& info) {
-      return absl::StrCat(MoveName(std::get<0>(info.param)), "_",
-                          FaultName(std::get<1>(info.param)), "_",
-                          std::get<2>(info.param) ? "InsideAperture"
-                                                  : "OutsideAperture");
+      return absl::StrCat(
+          MoveName(std::get<0>(info.param)), "_",
+          FaultName(std::get<1>(info.param)), "_",
+          std::get<2>(info.param) ? "InsideAperture" : "OutsideAperture");
     });
 
 }  // namespace

@@ -42,7 +42,8 @@ Rig MakeRig(uint64_t lmem, uint64_t aperture, uint64_t smem) {
 }
 
 uint64_t SeedFromEnv() {
-  if (const char* s = std::getenv("GPUMIG_SEED")) return std::strtoull(s, 0, 10);
+  if (const char* s = std::getenv("GPUMIG_SEED"))
+    return std::strtoull(s, 0, 10);
   return std::random_device{}();
 }
 
@@ -217,7 +218,8 @@ TEST(FailsafeScenarioTest, NewOwnerNeverReadsStaleDataUnderAnyFault) {
           continue;
         }
         std::vector<uint8_t> out(kSize);
-        absl::Status s = mm.Read(b, r->object_id, 0, absl::MakeSpan(out), Soon());
+        absl::Status s =
+            mm.Read(b, r->object_id, 0, absl::MakeSpan(out), Soon());
         if (s.ok()) {
           ++readable;
           ASSERT_FALSE(Contains(out, kMarker))

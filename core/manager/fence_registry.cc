@@ -1,7 +1,8 @@
 #include "core/manager/fence_registry.h"
 
-#include "core/base/mutex.h"
 #include <utility>
+
+#include "core/base/mutex.h"
 
 namespace gpumig {
 
@@ -34,7 +35,8 @@ void FenceRegistry::Add(FenceRef fence, FenceKind kind, uint64_t object_id,
   const uint64_t id = fence->id();
   {
     MutexLock lock(&mu_);
-    entries_[id] = Entry{fence,           kind, object_id, std::move(owner),
+    entries_[id] = Entry{fence,           kind,
+                         object_id,       std::move(owner),
                          std::move(move), std::move(dst_region)};
     ++pending_;
   }

@@ -39,7 +39,7 @@ struct FenceInfo {
   uint64_t id = 0;
   FenceKind kind = FenceKind::kMigrate;
   bool signaled = false;
-  absl::Status error;  // final once signaled
+  absl::Status error;                           // final once signaled
   MoveOutcome outcome = MoveOutcome::kPending;  // kPending for Exec
   uint64_t object_id = 0;
   std::string owner;       // principal name
@@ -65,8 +65,7 @@ class FenceRegistry {
 
   // NOT_FOUND if unknown (or forgotten).
   absl::StatusOr<FenceInfo> Get(uint64_t id) const ABSL_LOCKS_EXCLUDED(mu_);
-  absl::StatusOr<FenceRef> GetFence(uint64_t id) const
-      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<FenceRef> GetFence(uint64_t id) const ABSL_LOCKS_EXCLUDED(mu_);
 
   // Subscribers receive every fence's info once, when it signals.
   uint64_t Subscribe(Sink sink) ABSL_LOCKS_EXCLUDED(sinks_mu_);

@@ -1,6 +1,5 @@
 #include "core/manager/memory_manager.h"
 
-#include "core/base/mutex.h"
 #include <algorithm>
 #include <cstring>
 #include <optional>
@@ -10,6 +9,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/base/mutex.h"
 
 namespace gpumig {
 namespace {
@@ -47,8 +47,9 @@ absl::StatusOr<std::unique_ptr<MemoryManager>> MemoryManager::Create(
     std::unique_ptr<FaultInjector> faults, std::unique_ptr<Device> device,
     ManagerOptions options) {
   if (faults == nullptr || device == nullptr) {
-    return absl::InvalidArgumentError("MemoryManager needs a device and a "
-                                      "fault injector");
+    return absl::InvalidArgumentError(
+        "MemoryManager needs a device and a "
+        "fault injector");
   }
   if (device->regions().empty()) {
     return absl::InvalidArgumentError("the device has no memory regions");
@@ -132,8 +133,8 @@ absl::StatusOr<std::vector<Region*>> MemoryManager::ResolvePlacements(
       std::vector<std::string> known;
       for (Region* region : device_->regions()) known.push_back(region->name());
       return absl::InvalidArgumentError(
-          absl::StrCat("placements: unknown region \"", name, "\" (regions: ",
-                       absl::StrJoin(known, ", "), ")"));
+          absl::StrCat("placements: unknown region \"", name,
+                       "\" (regions: ", absl::StrJoin(known, ", "), ")"));
     }
     out.push_back(*r);
   }
@@ -157,8 +158,8 @@ void MemoryManager::PlacedLocked(const BufferObject& obj) {
   }
 }
 
-void MemoryManager::RegisterMove(const Migrator::Result& result,
-                                 FenceKind kind, const BufferObject& obj) {
+void MemoryManager::RegisterMove(const Migrator::Result& result, FenceKind kind,
+                                 const BufferObject& obj) {
   fences_created_.fetch_add(1, std::memory_order_relaxed);
   fences_.Add(result.fence, kind, obj.id(), obj.owner().name, result.record);
 }
@@ -171,13 +172,13 @@ absl::StatusOr<FenceRef> MemoryManager::EvictLocked(
   auto it = std::find(p.begin(), p.end(), from);
   if (it != p.end()) targets.insert(targets.end(), it + 1, p.end());
   for (Region* r : p) {
-    if (r != from && std::find(targets.begin(), targets.end(), r) ==
-                         targets.end()) {
+    if (r != from &&
+        std::find(targets.begin(), targets.end(), r) == targets.end()) {
       targets.push_back(r);
     }
   }
-  absl::Status last = absl::ResourceExhaustedError(
-      "object has no other allowed placement");
+  absl::Status last =
+      absl::ResourceExhaustedError("object has no other allowed placement");
   for (Region* to : targets) {
     absl::StatusOr<SgTableRef> sg =
         to->Allocate(victim->size(), CpuPlacementFor(*victim, to));
@@ -222,23 +223,24 @@ absl::StatusOr<SgTableRef> MemoryManager::AllocateWithEviction(
     victims.push_back(v);
   }
   if (reclaimable < needed) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "region ", region->name(), ": no room for ", needed,
-        " bytes even after evicting every evictable object (", reclaimable,
-        " bytes could be made free", cpu ? " inside the CPU aperture" : "",
-        ")"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("region ", region->name(), ": no room for ", needed,
+                     " bytes even after evicting every evictable object (",
+                     reclaimable, " bytes could be made free",
+                     cpu ? " inside the CPU aperture" : "", ")"));
   }
   for (const BufferObjectRef& v : victims) {
-    if (!TryLockMutex(v->io_mu())) continue;  // Busy with IO: skip, as TTM does.
+    if (!TryLockMutex(v->io_mu()))
+      continue;  // Busy with IO: skip, as TTM does.
     absl::StatusOr<FenceRef> evicted = EvictLocked(v, region);
     UnlockMutex(v->io_mu());
     if (!evicted.ok()) continue;
     sg = region->Allocate(size, cpu);
     if (sg.ok()) return sg;
   }
-  return absl::ResourceExhaustedError(absl::StrCat(
-      "region ", region->name(), ": no room for ", needed,
-      " bytes: evictable objects were busy or had nowhere to go"));
+  return absl::ResourceExhaustedError(
+      absl::StrCat("region ", region->name(), ": no room for ", needed,
+                   " bytes: evictable objects were busy or had nowhere to go"));
 }
 
 absl::StatusOr<MemoryManager::CreateResult> MemoryManager::CreateObject(
@@ -261,13 +263,13 @@ absl::StatusOr<MemoryManager::CreateResult> MemoryManager::CreateObject(
   const uint64_t quota = QuotaFor(who);
   const uint64_t used = usage_[who.name];
   if (quota != 0 && (request.size > quota || used > quota - request.size)) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "quota exceeded for ", who.name, ": ", used, " of ", quota,
-        " bytes in use, ", request.size, " more requested"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("quota exceeded for ", who.name, ": ", used, " of ", quota,
+                     " bytes in use, ", request.size, " more requested"));
   }
-  auto obj = std::make_shared<BufferObject>(
-      next_object_id_, request.size, *placements, who, request.label,
-      request.require_cpu_access);
+  auto obj = std::make_shared<BufferObject>(next_object_id_, request.size,
+                                            *placements, who, request.label,
+                                            request.require_cpu_access);
 
   absl::Status last = absl::ResourceExhaustedError("no placement has room");
   for (Region* region : *placements) {
@@ -377,7 +379,8 @@ absl::Status MemoryManager::LockForIo(const BufferObjectRef& obj,
     LockMutex(obj->io_mu());
     FenceRef m = obj->move_fence();
     FenceRef e = obj->exec_fence();
-    if ((m == nullptr || m->IsSignaled()) && (e == nullptr || e->IsSignaled())) {
+    if ((m == nullptr || m->IsSignaled()) &&
+        (e == nullptr || e->IsSignaled())) {
       return absl::OkStatus();
     }
     UnlockMutex(obj->io_mu());  // A new move was queued meanwhile: wait again.
@@ -417,14 +420,15 @@ absl::Status MemoryManager::DoIo(const BufferObjectRef& obj, uint64_t offset,
     // Outside the aperture: a blit to or from host memory. The engine owns
     // the buffer until its fence signals, so wait for it whatever the
     // deadline (engine commands complete in bounded time).
-    FenceRef f = in != nullptr
-                     ? device_->engine().WriteFromHost(in, sg, offset, length, {})
-                     : device_->engine().ReadToHost(sg, offset, length, out, {});
+    FenceRef f =
+        in != nullptr
+            ? device_->engine().WriteFromHost(in, sg, offset, length, {})
+            : device_->engine().ReadToHost(sg, offset, length, out, {});
     f->Wait();
     if (!f->error().ok()) {
-      return absl::Status(f->error().code(),
-                          absl::StrCat("copy engine transfer failed: ",
-                                       f->error().message()));
+      return absl::Status(
+          f->error().code(),
+          absl::StrCat("copy engine transfer failed: ", f->error().message()));
     }
   }
   if (obj->pin_count() == 0) sg->region()->LruTouch(obj->id());
@@ -465,9 +469,8 @@ absl::StatusOr<uint64_t> MemoryManager::Migrate(const Principal& who,
   const BufferObjectRef& obj = *found;
   if (absl::Status s = obj->CheckAccess(); !s.ok()) return s;
   if (!obj->AllowedIn(*target)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("region \"", region,
-                     "\" is not in the object's placement list"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "region \"", region, "\" is not in the object's placement list"));
   }
   if (obj->region() == *target) return FenceId(obj->move_fence());
   if (obj->pin_count() > 0) {
@@ -559,8 +562,8 @@ absl::StatusOr<uint64_t> MemoryManager::ExecCopy(const Principal& who,
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = CheckRange((*d_obj)->size(), dst_offset, length,
-                                  "copy destination");
+  if (absl::Status s =
+          CheckRange((*d_obj)->size(), dst_offset, length, "copy destination");
       !s.ok()) {
     return s;
   }
@@ -611,8 +614,7 @@ absl::StatusOr<MemoryManager::ChecksumResult> MemoryManager::ExecChecksum(
     CopyEngine::Deps deps;
     AddMoveDep(*obj, &deps);
     SgTableRef sg = obj->sg();
-    f = device_->engine().Checksum(sg, offset, length, result,
-                                   std::move(deps));
+    f = device_->engine().Checksum(sg, offset, length, result, std::move(deps));
     obj->SetExecFence(f);
     fences_created_.fetch_add(1, std::memory_order_relaxed);
     fences_.Add(f, FenceKind::kExec, obj->id(), obj->owner().name, nullptr,
@@ -776,14 +778,14 @@ absl::Status MemoryManager::CheckInvariantsForTest() {
     }
     const RegionUsage u = r->Usage();
     if (u.allocated_bytes < placed) {
-      return absl::InternalError(absl::StrCat(
-          "region ", r->name(), ": ", u.allocated_bytes,
-          " bytes allocated but objects hold ", placed));
+      return absl::InternalError(
+          absl::StrCat("region ", r->name(), ": ", u.allocated_bytes,
+                       " bytes allocated but objects hold ", placed));
     }
     if (objects_.empty() && u.allocated_bytes != 0) {
-      return absl::InternalError(absl::StrCat(
-          "region ", r->name(), ": ", u.allocated_bytes,
-          " bytes still allocated with no objects"));
+      return absl::InternalError(
+          absl::StrCat("region ", r->name(), ": ", u.allocated_bytes,
+                       " bytes still allocated with no objects"));
     }
   }
   return absl::OkStatus();

@@ -52,11 +52,11 @@
 namespace gpumig {
 
 struct ManagerOptions {
-  int work_threads = 2;           // failsafe WorkQueue workers
-  size_t fence_history = 4096;    // signalled fences kept for lookup
-  uint64_t default_quota = 0;     // bytes per principal; 0 = unlimited
+  int work_threads = 2;         // failsafe WorkQueue workers
+  size_t fence_history = 4096;  // signalled fences kept for lookup
+  uint64_t default_quota = 0;   // bytes per principal; 0 = unlimited
   absl::flat_hash_map<std::string, uint64_t> quotas;  // by principal name
-  uint64_t max_object_size = 0;   // 0 = the largest region
+  uint64_t max_object_size = 0;                       // 0 = the largest region
 };
 
 struct ObjectInfo {
@@ -169,9 +169,8 @@ class MemoryManager {
     absl::Status error;
   };
   // Waits for the result until `deadline`.
-  absl::StatusOr<ChecksumResult> ExecChecksum(const Principal& who,
-                                              uint64_t id, uint64_t offset,
-                                              uint64_t length,
+  absl::StatusOr<ChecksumResult> ExecChecksum(const Principal& who, uint64_t id,
+                                              uint64_t offset, uint64_t length,
                                               absl::Time deadline);
 
   // Fences. NOT_FOUND, PERMISSION_DENIED (another principal's, non-admin).
@@ -223,8 +222,8 @@ class MemoryManager {
   absl::StatusOr<std::vector<Region*>> ResolvePlacements(
       const std::vector<std::string>& names) const;
   // Allocates in `region`, evicting LRU objects if needed.
-  absl::StatusOr<SgTableRef> AllocateWithEviction(Region* region,
-                                                  uint64_t size, bool cpu,
+  absl::StatusOr<SgTableRef> AllocateWithEviction(Region* region, uint64_t size,
+                                                  bool cpu,
                                                   const BufferObject* exclude)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Evicts `victim` (io_mu() held) to another allowed placement.

@@ -72,9 +72,9 @@ TEST_F(MemoryManagerTest, EvictionMakesRoomAndPreservesContent) {
   std::vector<uint64_t> ids;
   for (int i = 0; i < 3; ++i) {
     ids.push_back(Create(2 << 20, {"lmem", "smem"}));
-    ASSERT_TRUE(mm_->Write(User(1000), ids.back(), 0, Pattern(2 << 20, i),
-                           Soon())
-                    .ok());
+    ASSERT_TRUE(
+        mm_->Write(User(1000), ids.back(), 0, Pattern(2 << 20, i), Soon())
+            .ok());
   }
   std::vector<uint8_t> out(2 << 20);
   for (int i = 0; i < 3; ++i) {

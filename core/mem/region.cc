@@ -1,12 +1,12 @@
 #include "core/mem/region.h"
 
-#include "core/base/mutex.h"
 #include <cstdio>
 #include <cstdlib>
 #include <iterator>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/base/mutex.h"
 
 namespace gpumig {
 
@@ -30,14 +30,13 @@ absl::StatusOr<std::unique_ptr<Region>> Region::Create(RegionConfig config) {
   }
   if (config.chunk_size == 0 ||
       (config.chunk_size & (config.chunk_size - 1)) != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(where, "chunk_size ", config.chunk_size,
-                     " is not a power of two"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        where, "chunk_size ", config.chunk_size, " is not a power of two"));
   }
   if (config.size % config.chunk_size != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(where, "size ", config.size,
-                     " is not a multiple of the chunk size ", config.chunk_size));
+    return absl::InvalidArgumentError(absl::StrCat(
+        where, "size ", config.size, " is not a multiple of the chunk size ",
+        config.chunk_size));
   }
   if (config.kind == RegionKind::kSmem && config.aperture == 0) {
     config.aperture = config.size;
@@ -48,14 +47,15 @@ absl::StatusOr<std::unique_ptr<Region>> Region::Create(RegionConfig config) {
                      " is larger than the region (", config.size, ")"));
   }
   if (config.aperture % config.chunk_size != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(where, "aperture ", config.aperture,
-                     " is not a multiple of the chunk size ", config.chunk_size));
+    return absl::InvalidArgumentError(absl::StrCat(
+        where, "aperture ", config.aperture,
+        " is not a multiple of the chunk size ", config.chunk_size));
   }
   if (config.kind == RegionKind::kSmem && config.aperture != config.size) {
     return absl::InvalidArgumentError(
-        absl::StrCat(where, "system memory is CPU-visible in full; aperture "
-                            "must equal size"));
+        absl::StrCat(where,
+                     "system memory is CPU-visible in full; aperture "
+                     "must equal size"));
   }
   auto allocator = BuddyAllocator::Create(config.size, config.chunk_size);
   if (!allocator.ok()) return allocator.status();

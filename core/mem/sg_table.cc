@@ -15,8 +15,7 @@ uint64_t SumSizes(const std::vector<Block>& blocks) {
 
 }  // namespace
 
-SgTable::SgTable(Region* region, std::vector<Block> blocks,
-                 bool cpu_accessible)
+SgTable::SgTable(Region* region, std::vector<Block> blocks, bool cpu_accessible)
     : region_(region),
       blocks_(std::move(blocks)),
       size_(SumSizes(blocks_)),

@@ -61,10 +61,10 @@ absl::Status RunFailsafe(const FailsafeState& s, const absl::Status& blit) {
   }
   // No fallback: refuse every access from now on. The flag is published
   // before the fence signals (the fence's release store orders it).
-  absl::Status error = absl::DataLossError(absl::StrCat(
-      MoveKindOp(s.kind), " blit into region ", s.dst->region()->name(),
-      " failed (", blit.message(), ") and no CPU fallback was possible (", why,
-      ")"));
+  absl::Status error = absl::DataLossError(
+      absl::StrCat(MoveKindOp(s.kind), " blit into region ",
+                   s.dst->region()->name(), " failed (", blit.message(),
+                   ") and no CPU fallback was possible (", why, ")"));
   if (s.obj->MarkUnknown(error)) {
     counters.unknown_state_objects.fetch_add(1, std::memory_order_relaxed);
   }
@@ -129,7 +129,8 @@ absl::StatusOr<Migrator::EvictResult> Migrator::Evict(
     return absl::FailedPreconditionError("object has no placement to evict");
   }
   Region* from = src->region();
-  absl::StatusOr<Result> moved = Move(obj, src, std::move(dst), MoveKind::kEvict);
+  absl::StatusOr<Result> moved =
+      Move(obj, src, std::move(dst), MoveKind::kEvict);
   if (!moved.ok()) return moved.status();
 
   // Patch 5: order this eviction on the source region's timeline. The
@@ -197,14 +198,13 @@ absl::StatusOr<Migrator::Result> Migrator::Move(const BufferObjectRef& obj,
   const bool fail_blit =
       faults_ != nullptr && faults_->ShouldFailBlit(op, dst_name);
   CopyEngine& engine = device_->engine();
-  FenceRef blit =
-      src == nullptr
-          ? engine.Fill(dst, 0, dst->size(), 0, std::move(deps), fail_blit)
-          : engine.Copy(src, 0, dst, 0, obj->size(), std::move(deps),
-                        fail_blit);
+  FenceRef blit = src == nullptr ? engine.Fill(dst, 0, dst->size(), 0,
+                                               std::move(deps), fail_blit)
+                                 : engine.Copy(src, 0, dst, 0, obj->size(),
+                                               std::move(deps), fail_blit);
   dst_region->counters().blits.fetch_add(1, std::memory_order_relaxed);
-  dst_region->counters().bytes_migrated_in.fetch_add(
-      obj->size(), std::memory_order_relaxed);
+  dst_region->counters().bytes_migrated_in.fetch_add(obj->size(),
+                                                     std::memory_order_relaxed);
   if (src != nullptr) {
     src->region()->counters().bytes_migrated_out.fetch_add(
         obj->size(), std::memory_order_relaxed);
@@ -243,9 +243,9 @@ absl::StatusOr<Migrator::Result> Migrator::Move(const BufferObjectRef& obj,
   dst_region->counters().blit_failures.fetch_add(1, std::memory_order_relaxed);
   std::string why = state->no_memcpy_reason;
   if (state->memcpy_allowed && !(src != nullptr && obj->unknown())) {
-    absl::Status cpu =
-        src == nullptr ? CpuFill(*device_, *dst, 0, dst->size(), 0)
-                       : CpuCopy(*device_, *src, 0, *dst, 0, obj->size());
+    absl::Status cpu = src == nullptr
+                           ? CpuFill(*device_, *dst, 0, dst->size(), 0)
+                           : CpuCopy(*device_, *src, 0, *dst, 0, obj->size());
     if (cpu.ok()) {
       (src == nullptr ? dst_region->counters().fallback_clears
                       : dst_region->counters().fallback_copies)

@@ -7,10 +7,13 @@
 //   blit result | CPU fallback possible(*) | outcome         | failsafe fence
 //   ------------+--------------------------+-----------------+---------------------------
 //   ok          | -                        | kBlitOk         | OK
-//   error       | yes                      | kFallbackCopy / | OK, content exact
+//   error       | yes                      | kFallbackCopy / | OK, content
+//   exact
 //               |                          | kFallbackClear  |
-//   error       | no                       | kUnknownState   | DATA_LOSS; object marked
-//               |                          |                 | unknown BEFORE the signal
+//   error       | no                       | kUnknownState   | DATA_LOSS;
+//   object marked
+//               |                          |                 | unknown BEFORE
+//               the signal
 //
 //   (*) memcpy not banned, and both source and destination lie inside their
 //       regions' CPU-visible apertures (SMEM always does).
@@ -104,8 +107,7 @@ class Migrator {
     Result move;
     FenceRef eviction_fence;
   };
-  absl::StatusOr<EvictResult> Evict(const BufferObjectRef& obj,
-                                    SgTableRef dst);
+  absl::StatusOr<EvictResult> Evict(const BufferObjectRef& obj, SgTableRef dst);
 
  private:
   absl::StatusOr<Result> Move(const BufferObjectRef& obj, SgTableRef src,

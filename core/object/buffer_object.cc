@@ -1,10 +1,10 @@
 #include "core/object/buffer_object.h"
 
-#include "core/base/mutex.h"
 #include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/base/mutex.h"
 
 namespace gpumig {
 

@@ -5,8 +5,9 @@
 //
 //   state   | how it is entered                              | accesses
 //   --------+------------------------------------------------+---------------------
-//   ok      | creation                                       | allowed after move fence
-//   unknown | a blit failed and no CPU fallback was possible | all refused: DATA_LOSS
+//   ok      | creation                                       | allowed after
+//   move fence unknown | a blit failed and no CPU fallback was possible | all
+//   refused: DATA_LOSS
 //
 // The unknown flag is set by the failsafe work BEFORE it signals the move
 // fence, with release semantics; readers check it after observing the move

@@ -79,8 +79,8 @@ void Run(std::vector<Row>* rows) {
       asm volatile("" : : "r"(b.data()) : "memory");
     });
     for (const char* dir : {"smem_to_lmem", "lmem_to_smem"}) {
-      rows->push_back({"memcpy", dir, size, memcpy_ops,
-                       memcpy_ops * size / 1e9});
+      rows->push_back(
+          {"memcpy", dir, size, memcpy_ops, memcpy_ops * size / 1e9});
     }
     for (const bool fallback : {false, true}) {
       FaultInjector* faults = nullptr;

@@ -1,0 +1,562 @@
+// SimDevice and its copy engine: see sim_device.h and device.h.
+//
+// The engine thread. Submit() appends the command's fence to the engine
+// timeline and queues the command under mu_, in one critical section, so
+// seqno order is queue order. The engine thread pops one command under mu_,
+// then -- with no lock held -- waits for the command's dependencies, decides
+// its outcome, touches memory, drops the command's references (tables,
+// dependencies) and signals its fence. Because the thread runs commands one at
+// a time in queue order, fences signal in seqno order, as a Timeline requires.
+//
+// Shutdown. Shutdown() sets stopping_; commands submitted from then on are
+// still queued (behind the ones already queued, so timeline order holds) but
+// marked aborted, and the thread signals them ABORTED without waiting for
+// their dependencies. Once the queue is empty the thread sets exited_ and
+// returns; a command submitted after that has nothing ahead of it left
+// unsignalled and is signalled ABORTED inline.
+#include "core/device/sim_device.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <thread>
+#include <utility>
+
+#include "absl/base/config.h"
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "core/base/mutex.h"
+#include "core/device/checksum.h"
+#include "core/fence/timeline.h"
+
+namespace gpumig {
+
+namespace {
+
+std::string HumanBytes(uint64_t bytes) {
+  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int unit = 0;
+  uint64_t v = bytes;
+  while (unit < 4 && v >= 1024 && v % 1024 == 0) {
+    v /= 1024;
+    ++unit;
+  }
+  return absl::StrCat(v, " ", kUnits[unit]);
+}
+
+absl::Status ErrnoError(absl::string_view what, int err) {
+  return absl::InternalError(absl::StrCat(what, ": ", strerror(err)));
+}
+
+// Runs fn(dst_piece, src_piece, n) over two piece lists covering the same
+// number of bytes, splitting at both lists' boundaries.
+template <typename Fn>
+void WalkPieces(const std::vector<absl::Span<uint8_t>>& src,
+                const std::vector<absl::Span<uint8_t>>& dst, Fn&& fn) {
+  size_t i = 0, j = 0;
+  uint64_t si = 0, dj = 0;
+  while (i < src.size() && j < dst.size()) {
+    const uint64_t n =
+        std::min<uint64_t>(src[i].size() - si, dst[j].size() - dj);
+    fn(dst[j].data() + dj, src[i].data() + si, n);
+    si += n;
+    dj += n;
+    if (si == src[i].size()) {
+      ++i;
+      si = 0;
+    }
+    if (dj == dst[j].size()) {
+      ++j;
+      dj = 0;
+    }
+  }
+}
+
+}  // namespace
+
+// The sim copy engine: one engine thread, an in-order FIFO queue.
+//
+// Thread-safe. Shutdown() from the engine thread itself (a callback of one of
+// this engine's fences) only stops the engine; it cannot wait for the drain.
+class SimCopyEngine : public CopyEngine {
+ public:
+  SimCopyEngine(const SimDevice* device, FaultInjector* faults)
+      : device_(device), faults_(faults), timeline_("sim-copy-engine") {
+    std::thread::id id;
+    {
+      MutexLock lock(&join_mu_);
+      thread_ = std::thread([this] { Run(); });
+      id = thread_.get_id();
+    }
+    MutexLock lock(&mu_);
+    engine_thread_id_ = id;
+  }
+  ~SimCopyEngine() override { Shutdown(); }
+
+  FenceRef Copy(SgTableRef src, uint64_t src_offset, SgTableRef dst,
+                uint64_t dst_offset, uint64_t length, Deps deps,
+                bool inject_failure) override {
+    Command cmd;
+    cmd.op = Op::kCopy;
+    cmd.src = std::move(src);
+    cmd.src_offset = src_offset;
+    cmd.dst = std::move(dst);
+    cmd.dst_offset = dst_offset;
+    cmd.length = length;
+    cmd.deps = std::move(deps);
+    cmd.inject_failure = inject_failure;
+    return Submit(std::move(cmd), "sim-copy");
+  }
+
+  FenceRef Fill(SgTableRef dst, uint64_t offset, uint64_t length, uint8_t value,
+                Deps deps, bool inject_failure) override {
+    Command cmd;
+    cmd.op = Op::kFill;
+    cmd.dst = std::move(dst);
+    cmd.dst_offset = offset;
+    cmd.length = length;
+    cmd.value = value;
+    cmd.deps = std::move(deps);
+    cmd.inject_failure = inject_failure;
+    return Submit(std::move(cmd), "sim-fill");
+  }
+
+  FenceRef Checksum(SgTableRef src, uint64_t offset, uint64_t length,
+                    std::shared_ptr<uint64_t> result, Deps deps) override {
+    Command cmd;
+    cmd.op = Op::kChecksum;
+    cmd.src = std::move(src);
+    cmd.src_offset = offset;
+    cmd.length = length;
+    cmd.result = std::move(result);
+    cmd.deps = std::move(deps);
+    return Submit(std::move(cmd), "sim-checksum");
+  }
+
+  FenceRef ReadToHost(SgTableRef src, uint64_t offset, uint64_t length,
+                      uint8_t* host, Deps deps) override {
+    Command cmd;
+    cmd.op = Op::kRead;
+    cmd.src = std::move(src);
+    cmd.src_offset = offset;
+    cmd.length = length;
+    cmd.host_dst = host;
+    cmd.deps = std::move(deps);
+    return Submit(std::move(cmd), "sim-read");
+  }
+
+  FenceRef WriteFromHost(const uint8_t* host, SgTableRef dst, uint64_t offset,
+                         uint64_t length, Deps deps) override {
+    Command cmd;
+    cmd.op = Op::kWrite;
+    cmd.host_src = host;
+    cmd.dst = std::move(dst);
+    cmd.dst_offset = offset;
+    cmd.length = length;
+    cmd.deps = std::move(deps);
+    return Submit(std::move(cmd), "sim-write");
+  }
+
+  uint64_t inflight() const override {
+    // Read signalled first: both only grow, so this never underflows.
+    const uint64_t signalled = signalled_.load(std::memory_order_acquire);
+    const uint64_t submitted = submitted_.load(std::memory_order_acquire);
+    return submitted - signalled;
+  }
+
+  void Shutdown() ABSL_LOCKS_EXCLUDED(mu_, join_mu_) {
+    {
+      MutexLock lock(&mu_);
+      stopping_ = true;
+      work_cv_.SignalAll();
+      // From a fence callback on the engine thread: the thread cannot join
+      // itself. It drains and exits; a later Shutdown() (the destructor's)
+      // joins it.
+      if (std::this_thread::get_id() == engine_thread_id_) return;
+    }
+    MutexLock lock(&join_mu_);
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  enum class Op { kCopy, kFill, kChecksum, kRead, kWrite };
+
+  struct Command {
+    Op op = Op::kCopy;
+    FenceRef fence;
+    Deps deps;
+    SgTableRef src;
+    SgTableRef dst;
+    uint64_t src_offset = 0;
+    uint64_t dst_offset = 0;
+    uint64_t length = 0;
+    uint8_t value = 0;
+    bool inject_failure = false;
+    std::shared_ptr<uint64_t> result;
+    uint8_t* host_dst = nullptr;
+    const uint8_t* host_src = nullptr;
+    // Submitted after Shutdown() began: signalled ABORTED, not executed.
+    bool aborted = false;
+  };
+
+  static absl::Status ShutDownError() {
+    return absl::AbortedError("device shut down");
+  }
+
+  FenceRef Submit(Command cmd, absl::string_view name)
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    FenceRef fence;
+    bool abort_inline = false;
+    {
+      MutexLock lock(&mu_);
+      fence = timeline_.Append(name).fence;
+      submitted_.fetch_add(1, std::memory_order_acq_rel);
+      if (exited_) {
+        abort_inline = true;
+      } else {
+        cmd.fence = fence;
+        cmd.aborted = stopping_;
+        queue_.push_back(std::move(cmd));
+        work_cv_.Signal();
+      }
+    }
+    if (abort_inline) {
+      { Command dropped = std::move(cmd); }
+      SignalDone(fence, ShutDownError());
+    }
+    return fence;
+  }
+
+  void Run() ABSL_LOCKS_EXCLUDED(mu_) {
+    for (;;) {
+      Command cmd;
+      {
+        MutexLock lock(&mu_);
+        while (queue_.empty() && !stopping_) CondVarWait(&work_cv_, &mu_);
+        if (queue_.empty()) {
+          exited_ = true;
+          return;
+        }
+        cmd = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      const absl::Status status = cmd.aborted ? ShutDownError() : Execute(cmd);
+      FenceRef fence = std::move(cmd.fence);
+      // The engine is done with the memory: drop the tables and dependencies
+      // before signalling, so a waiter sees them released.
+      { Command done = std::move(cmd); }
+      SignalDone(fence, status);
+    }
+  }
+
+  void SignalDone(const FenceRef& fence, absl::Status status) {
+    signalled_.fetch_add(1, std::memory_order_acq_rel);
+    // Only this engine signals its fences, once each: a failure here is a
+    // bug, not something a caller can act on.
+    fence->SignalWithError(std::move(status)).IgnoreError();
+  }
+
+  // The host pieces of [offset, offset + length) of `table`, which must be
+  // one of ours and hold the range (Validate()). The engine is not limited
+  // by the aperture.
+  std::vector<absl::Span<uint8_t>> Pieces(const SgTable& table, uint64_t offset,
+                                          uint64_t length) const {
+    const SimDevice::Backing* b = device_->FindBacking(table.region());
+    std::vector<absl::Span<uint8_t>> pieces;
+    table.ForEachRange(offset, length,
+                       [&](uint64_t region_offset, uint64_t n, uint64_t) {
+                         pieces.emplace_back(b->base + region_offset, n);
+                       });
+    return pieces;
+  }
+
+  absl::Status ValidateTable(const SgTableRef& table, uint64_t offset,
+                             uint64_t length, absl::string_view what) const {
+    if (table == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(what, " table is null"));
+    }
+    if (device_->FindBacking(table->region()) == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, " table belongs to a region of another device"));
+    }
+    if (offset > table->size() || length > table->size() - offset) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, " range [", offset, ", ", offset, " + ", length,
+                       ") is outside the table (", table->size(), " bytes)"));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Validate(const Command& cmd) const {
+    absl::Status s;
+    switch (cmd.op) {
+      case Op::kCopy:
+        s = ValidateTable(cmd.src, cmd.src_offset, cmd.length, "source");
+        if (s.ok()) {
+          s = ValidateTable(cmd.dst, cmd.dst_offset, cmd.length, "destination");
+        }
+        return s;
+      case Op::kFill:
+        return ValidateTable(cmd.dst, cmd.dst_offset, cmd.length,
+                             "destination");
+      case Op::kChecksum:
+        s = ValidateTable(cmd.src, cmd.src_offset, cmd.length, "source");
+        if (s.ok() && cmd.result == nullptr) {
+          s = absl::InvalidArgumentError("checksum result is null");
+        }
+        return s;
+      case Op::kRead:
+        s = ValidateTable(cmd.src, cmd.src_offset, cmd.length, "source");
+        if (s.ok() && cmd.length > 0 && cmd.host_dst == nullptr) {
+          s = absl::InvalidArgumentError("host buffer is null");
+        }
+        return s;
+      case Op::kWrite:
+        s = ValidateTable(cmd.dst, cmd.dst_offset, cmd.length, "destination");
+        if (s.ok() && cmd.length > 0 && cmd.host_src == nullptr) {
+          s = absl::InvalidArgumentError("host buffer is null");
+        }
+        return s;
+    }
+    return absl::InternalError("unknown engine command");
+  }
+
+  // Runs one command on the engine thread, with no lock held. Returns the
+  // status its fence signals with.
+  absl::Status Execute(Command& cmd) {
+    // Like a GPU waiting on semaphores: wait for every dependency (even after
+    // one failed, so nothing that depends on this fence can overtake them),
+    // then skip the command if any failed.
+    for (const FenceRef& dep : cmd.deps) {
+      if (dep != nullptr) dep->Wait();
+    }
+    for (const FenceRef& dep : cmd.deps) {
+      if (dep == nullptr) continue;
+      absl::Status error = dep->error();
+      if (!error.ok()) return error;
+    }
+
+    absl::Status valid = Validate(cmd);
+    if (!valid.ok()) return valid;
+
+    // Fault scope: the region the command writes (reads, for commands that
+    // write only host memory).
+    const bool reads_only = cmd.op == Op::kChecksum || cmd.op == Op::kRead;
+    const std::string& scope =
+        (reads_only ? cmd.src : cmd.dst)->region()->name();
+    if (faults_ != nullptr) {
+      if (faults_->EngineWedged(scope)) {
+        return absl::InternalError("copy engine wedged");
+      }
+      const absl::Duration latency = faults_->EngineLatency(scope);
+      // Simulated hardware latency, not synchronisation.
+      if (latency > absl::ZeroDuration()) absl::SleepFor(latency);
+    }
+
+    switch (cmd.op) {
+      case Op::kCopy: {
+        std::vector<absl::Span<uint8_t>> dst =
+            Pieces(*cmd.dst, cmd.dst_offset, cmd.length);
+        if (cmd.inject_failure) {
+          // i915's fail_gpu_migration: the "copy" clears its destination.
+          for (absl::Span<uint8_t> p : dst) memset(p.data(), 0, p.size());
+          return absl::InternalError("injected blit failure");
+        }
+        std::vector<absl::Span<uint8_t>> src =
+            Pieces(*cmd.src, cmd.src_offset, cmd.length);
+        WalkPieces(src, dst, [](uint8_t* d, const uint8_t* s, uint64_t n) {
+          memmove(d, s, n);
+        });
+        return absl::OkStatus();
+      }
+      case Op::kFill: {
+        if (cmd.inject_failure) {
+          return absl::InternalError("injected blit failure");
+        }
+        for (absl::Span<uint8_t> p :
+             Pieces(*cmd.dst, cmd.dst_offset, cmd.length)) {
+          memset(p.data(), cmd.value, p.size());
+        }
+        return absl::OkStatus();
+      }
+      case Op::kChecksum: {
+        uint64_t h = kFnv1a64Offset;
+        for (absl::Span<uint8_t> p :
+             Pieces(*cmd.src, cmd.src_offset, cmd.length)) {
+          h = Fnv1a64(p.data(), p.size(), h);
+        }
+        *cmd.result = h;
+        return absl::OkStatus();
+      }
+      case Op::kRead: {
+        uint8_t* out = cmd.host_dst;
+        for (absl::Span<uint8_t> p :
+             Pieces(*cmd.src, cmd.src_offset, cmd.length)) {
+          memcpy(out, p.data(), p.size());
+          out += p.size();
+        }
+        return absl::OkStatus();
+      }
+      case Op::kWrite: {
+        const uint8_t* in = cmd.host_src;
+        for (absl::Span<uint8_t> p :
+             Pieces(*cmd.dst, cmd.dst_offset, cmd.length)) {
+          memcpy(p.data(), in, p.size());
+          in += p.size();
+        }
+        return absl::OkStatus();
+      }
+    }
+    return absl::InternalError("unknown engine command");
+  }
+
+  // Constant after construction.
+  const SimDevice* const device_;
+  FaultInjector* const faults_;
+
+  // Appended to under mu_ only, so seqno order is queue order.
+  Timeline timeline_;
+  std::atomic<uint64_t> submitted_{0};
+  std::atomic<uint64_t> signalled_{0};
+
+  absl::Mutex mu_;
+  std::deque<Command> queue_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool exited_ ABSL_GUARDED_BY(mu_) = false;
+  absl::CondVar work_cv_;  // queue_ non-empty or stopping_
+  std::thread::id engine_thread_id_ ABSL_GUARDED_BY(mu_);
+
+  // Never held together with mu_.
+  absl::Mutex join_mu_;
+  std::thread thread_ ABSL_GUARDED_BY(join_mu_);
+};
+
+absl::StatusOr<std::unique_ptr<SimDevice>> SimDevice::Create(
+    SimDeviceConfig config, FaultInjector* faults) {
+  if (config.regions.empty()) {
+    return absl::InvalidArgumentError("sim device: no regions configured");
+  }
+  absl::flat_hash_set<std::string> names;
+  for (const RegionConfig& rc : config.regions) {
+    if (!names.insert(rc.name).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("sim device: two regions named \"", rc.name, "\""));
+    }
+  }
+
+  std::unique_ptr<SimDevice> device(new SimDevice());
+  for (RegionConfig& rc : config.regions) {
+    absl::StatusOr<std::unique_ptr<Region>> region =
+        Region::Create(std::move(rc));
+    if (!region.ok()) return region.status();
+    Backing b;
+    b.region = *std::move(region);
+    b.size = b.region->size();
+    const std::string memfd_name =
+        absl::StrCat("gpumig-sim-", b.region->name());
+    b.fd = memfd_create(memfd_name.c_str(), MFD_CLOEXEC);
+    if (b.fd < 0) return ErrnoError("memfd_create", errno);
+    // Pushed now so the destructor closes the fd on the error paths below.
+    device->backings_.push_back(std::move(b));
+    Backing& bb = device->backings_.back();
+    if (ftruncate(bb.fd, static_cast<off_t>(bb.size)) != 0) {
+      return ErrnoError(absl::StrCat("ftruncate(", bb.size, ")"), errno);
+    }
+    void* base = mmap(nullptr, bb.size, PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_NORESERVE, bb.fd, 0);
+    if (base == MAP_FAILED) {
+      return ErrnoError(absl::StrCat("mmap(", bb.size, ")"), errno);
+    }
+    bb.base = static_cast<uint8_t*>(base);
+  }
+  device->engine_ = std::make_unique<SimCopyEngine>(device.get(), faults);
+  return device;
+}
+
+SimDevice::~SimDevice() {
+  Shutdown();
+  engine_.reset();
+  for (Backing& b : backings_) {
+    if (b.base != nullptr) munmap(b.base, b.size);
+    if (b.fd >= 0) close(b.fd);
+  }
+}
+
+std::string SimDevice::description() const {
+  std::string out = "sim device:";
+  bool first = true;
+  for (const Backing& b : backings_) {
+    const Region& r = *b.region;
+    absl::StrAppend(&out, first ? " " : ", ", r.name(), " (",
+                    RegionKindName(r.kind()), ") ", HumanBytes(r.size()));
+    if (r.kind() == RegionKind::kLmem) {
+      absl::StrAppend(&out, ", aperture ", HumanBytes(r.aperture()));
+    }
+    first = false;
+  }
+  return out;
+}
+
+std::vector<Region*> SimDevice::regions() const {
+  std::vector<Region*> out;
+  out.reserve(backings_.size());
+  for (const Backing& b : backings_) out.push_back(b.region.get());
+  return out;
+}
+
+CopyEngine& SimDevice::engine() { return *engine_; }
+
+const SimDevice::Backing* SimDevice::FindBacking(const Region* region) const {
+  for (const Backing& b : backings_) {
+    if (b.region.get() == region) return &b;
+  }
+  return nullptr;
+}
+
+absl::StatusOr<std::vector<absl::Span<uint8_t>>> SimDevice::CpuMap(
+    const SgTable& table, uint64_t offset, uint64_t length) {
+  const Backing* b = FindBacking(table.region());
+  if (b == nullptr) {
+    return absl::InvalidArgumentError(
+        "table belongs to a region of another device");
+  }
+  if (offset > table.size() || length > table.size() - offset) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("range [", offset, ", ", offset, " + ", length,
+                     ") is outside the table (", table.size(), " bytes)"));
+  }
+  const Region& region = *b->region;
+  const uint64_t aperture = region.aperture();
+  std::vector<absl::Span<uint8_t>> spans;
+  absl::Status error;
+  table.ForEachRange(
+      offset, length, [&](uint64_t region_offset, uint64_t n, uint64_t) {
+        if (!error.ok()) return;
+        if (region_offset + n > aperture) {
+          error = absl::FailedPreconditionError(absl::StrCat(
+              "region ", region.name(), ": offset ",
+              std::max(region_offset, aperture),
+              " is outside the CPU-visible aperture (", aperture, " bytes)"));
+          return;
+        }
+        spans.emplace_back(b->base + region_offset, n);
+      });
+  if (!error.ok()) return error;
+  return spans;
+}
+
+void SimDevice::Shutdown() {
+  if (engine_ != nullptr) engine_->Shutdown();
+}
+
+}  // namespace gpumig
