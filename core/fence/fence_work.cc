@@ -39,6 +39,7 @@ struct FenceWork::State {
 
   // Builder's until `pending` reaches zero, then the completer's.
   WorkFn work;
+  bool inline_when_no_error = false;
 
   // The commit's own count plus one per unsignalled awaited fence.
   std::atomic<int64_t> pending{1};
@@ -98,7 +99,7 @@ struct FenceWork::State {
       state->fence->SignalWithError(std::move(error)).IgnoreError();
       return;
     }
-    if (run_inline) {
+    if (run_inline || (state->inline_when_no_error && error.ok())) {
       RunWork(*state, std::move(error));
       return;
     }
@@ -223,6 +224,15 @@ absl::Status FenceWork::Await(FenceRef dependency) {
                      dependency->id(), " '", dependency->name(), "'"));
   }
   State::AwaitFence(state_, dependency, /*fold_error=*/true);
+  return absl::OkStatus();
+}
+
+absl::Status FenceWork::RunInlineWhenNoError() {
+  if (committed_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("fence work '", fence_->name(), "' is already committed"));
+  }
+  state_->inline_when_no_error = true;
   return absl::OkStatus();
 }
 

@@ -77,6 +77,13 @@ class FenceWork {
   // commit.
   absl::Status Await(FenceRef dependency);
 
+  // The work is cheap and never blocks when every dependency succeeded (the
+  // failsafe's common case, which only records "blit ok"): then run it in
+  // the callback that completed the last dependency, with no thread hop --
+  // upstream's irq_work path -- and use the queue only when there is an
+  // error to handle. FAILED_PRECONDITION after commit.
+  absl::Status RunInlineWhenNoError();
+
   // Seals the dependency set; the work runs once all have signalled.
   // FAILED_PRECONDITION on a second commit.
   absl::Status Commit();

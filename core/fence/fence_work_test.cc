@@ -831,3 +831,63 @@ TEST(FenceWorkTest, NoWorkOrCallbackRunsTwiceUnderConcurrentSignals) {
 
 }  // namespace
 }  // namespace gpumig
+
+namespace gpumig {
+namespace {
+
+TEST(FenceWorkInlineTest, RunsInCompletingThreadWhenNoError) {
+  WorkQueue queue("inline-test", 1);
+  FenceRef dep = Fence::Create("dep");
+  std::thread::id ran_on;
+  auto work = FenceWork::Create(
+      "w",
+      [&ran_on](absl::Status) {
+        ran_on = std::this_thread::get_id();
+        return absl::OkStatus();
+      },
+      &queue);
+  ASSERT_TRUE(work.ok());
+  ASSERT_TRUE((*work)->RunInlineWhenNoError().ok());
+  ASSERT_TRUE((*work)->Await(dep).ok());
+  ASSERT_TRUE((*work)->Commit().ok());
+  ASSERT_TRUE(dep->Signal().ok());
+  // Signalled inline: already done when Signal() returns.
+  EXPECT_TRUE((*work)->fence()->IsSignaled());
+  EXPECT_EQ(ran_on, std::this_thread::get_id());
+}
+
+TEST(FenceWorkInlineTest, HopsToQueueWhenDependencyFailed) {
+  WorkQueue queue("inline-test", 1);
+  FenceRef dep = Fence::Create("dep");
+  std::atomic<bool> on_caller{true};
+  const std::thread::id caller = std::this_thread::get_id();
+  auto work = FenceWork::Create(
+      "w",
+      [&](absl::Status error) {
+        on_caller = std::this_thread::get_id() == caller;
+        return error;
+      },
+      &queue);
+  ASSERT_TRUE(work.ok());
+  ASSERT_TRUE((*work)->RunInlineWhenNoError().ok());
+  ASSERT_TRUE((*work)->Await(dep).ok());
+  ASSERT_TRUE((*work)->Commit().ok());
+  ASSERT_TRUE(dep->SignalWithError(absl::InternalError("blit")).ok());
+  FenceRef f = (*work)->fence();
+  ASSERT_TRUE(f->WaitFor(absl::Seconds(30)));
+  EXPECT_FALSE(on_caller.load());
+  EXPECT_EQ(f->error().code(), absl::StatusCode::kInternal);
+}
+
+TEST(FenceWorkInlineTest, RefusedAfterCommit) {
+  WorkQueue queue("inline-test", 1);
+  auto work = FenceWork::Create(
+      "w", [](absl::Status) { return absl::OkStatus(); }, &queue);
+  ASSERT_TRUE(work.ok());
+  ASSERT_TRUE((*work)->Commit().ok());
+  EXPECT_EQ((*work)->RunInlineWhenNoError().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace gpumig

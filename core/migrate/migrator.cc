@@ -220,7 +220,10 @@ absl::StatusOr<Migrator::Result> Migrator::Move(const BufferObjectRef& obj,
         },
         queue_);
     if (work.ok()) {
-      absl::Status s = (*work)->Await(blit);
+      // A clean blit needs only "blit ok" recorded: signal from the engine's
+      // callback; errors (the memcpy fallback) go to the queue.
+      absl::Status s = (*work)->RunInlineWhenNoError();
+      if (s.ok()) s = (*work)->Await(blit);
       if (s.ok()) s = (*work)->Commit();
       if (s.ok()) {
         FenceRef fence = (*work)->fence();
