@@ -16,6 +16,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "core/fence/fence.h"
@@ -95,7 +96,47 @@ class Device {
   // Waits for the engine to go idle and stops it. Commands submitted after
   // signal ABORTED. Idempotent.
   virtual void Shutdown() = 0;
+
+  // The failsafe's second path, for memory the CPU cannot reach (LMEM
+  // outside the aperture; on CudaDevice that is all of LMEM, whose aperture
+  // is 0). CpuCopy/CpuFill are the first choice; a failsafe uses these only
+  // when CpuMap refuses one side, before declaring an object unknown-state.
+  //
+  // A backend implements them only with a transfer path independent of its
+  // CopyEngine: not its queue or streams, not its wedge state, not subject to
+  // the engine's injected failures (the FaultInjector is not consulted; the
+  // caller gates the path, e.g. with MemcpyBanned). Synchronous: returns once
+  // the bytes are in place, or with the error. Works after Shutdown() until
+  // the device is destroyed (a MemoryManager drains its failsafe works after
+  // shutting the engine down). May block: never call from a fence callback.
+  // The caller holds references to both tables for the duration. The ranges
+  // of one table must not overlap.
+  //
+  // OK: done. UNIMPLEMENTED: the backend has no such path (the default; the
+  // sim's CPU path reaches everything the sim's engine does not). INVALID_
+  // ARGUMENT: a range outside its table, a table of another device, or
+  // overlapping ranges of one table; nothing was written. INTERNAL: the path
+  // failed; the destination range's content is unspecified.
+  virtual absl::Status FallbackCopy(const SgTable& src, uint64_t src_offset,
+                                    const SgTable& dst, uint64_t dst_offset,
+                                    uint64_t length) {
+    (void)src, (void)src_offset, (void)dst, (void)dst_offset, (void)length;
+    return absl::UnimplementedError(
+        absl::StrCat("backend ", backend(), " has no device fallback path"));
+  }
+  // Sets [offset, offset + length) of `dst` to `value`; as FallbackCopy.
+  virtual absl::Status FallbackFill(const SgTable& dst, uint64_t offset,
+                                    uint64_t length, uint8_t value) {
+    (void)dst, (void)offset, (void)length, (void)value;
+    return absl::UnimplementedError(
+        absl::StrCat("backend ", backend(), " has no device fallback path"));
+  }
 };
+
+// Copies between two lists of host spans covering the same number of bytes
+// with different piece boundaries (memmove per piece: may overlap).
+void CopySpans(const std::vector<absl::Span<uint8_t>>& to,
+               const std::vector<absl::Span<uint8_t>>& from);
 
 // Copies `length` bytes between two tables by CPU (the failsafe fallback).
 // FAILED_PRECONDITION if either side is not CPU-accessible.

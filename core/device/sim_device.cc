@@ -455,6 +455,7 @@ absl::StatusOr<std::unique_ptr<SimDevice>> SimDevice::Create(
   }
 
   std::unique_ptr<SimDevice> device(new SimDevice());
+  device->independent_fallback_path_ = config.independent_fallback_path;
   for (RegionConfig& rc : config.regions) {
     absl::StatusOr<std::unique_ptr<Region>> region =
         Region::Create(std::move(rc));
@@ -525,6 +526,12 @@ const SimDevice::Backing* SimDevice::FindBacking(const Region* region) const {
 
 absl::StatusOr<std::vector<absl::Span<uint8_t>>> SimDevice::CpuMap(
     const SgTable& table, uint64_t offset, uint64_t length) {
+  return Map(table, offset, length, /*cpu_only=*/true);
+}
+
+absl::StatusOr<std::vector<absl::Span<uint8_t>>> SimDevice::Map(
+    const SgTable& table, uint64_t offset, uint64_t length,
+    bool cpu_only) const {
   const Backing* b = FindBacking(table.region());
   if (b == nullptr) {
     return absl::InvalidArgumentError(
@@ -542,7 +549,7 @@ absl::StatusOr<std::vector<absl::Span<uint8_t>>> SimDevice::CpuMap(
   table.ForEachRange(
       offset, length, [&](uint64_t region_offset, uint64_t n, uint64_t) {
         if (!error.ok()) return;
-        if (region_offset + n > aperture) {
+        if (cpu_only && region_offset + n > aperture) {
           error = absl::FailedPreconditionError(absl::StrCat(
               "region ", region.name(), ": offset ",
               std::max(region_offset, aperture),
@@ -553,6 +560,33 @@ absl::StatusOr<std::vector<absl::Span<uint8_t>>> SimDevice::CpuMap(
       });
   if (!error.ok()) return error;
   return spans;
+}
+
+absl::Status SimDevice::FallbackCopy(const SgTable& src, uint64_t src_offset,
+                                     const SgTable& dst, uint64_t dst_offset,
+                                     uint64_t length) {
+  if (!independent_fallback_path_)
+    return Device::FallbackCopy(src, src_offset, dst, dst_offset, length);
+  absl::StatusOr<std::vector<absl::Span<uint8_t>>> from =
+      Map(src, src_offset, length, /*cpu_only=*/false);
+  if (!from.ok()) return from.status();
+  absl::StatusOr<std::vector<absl::Span<uint8_t>>> to =
+      Map(dst, dst_offset, length, /*cpu_only=*/false);
+  if (!to.ok()) return to.status();
+  CopySpans(*to, *from);
+  return absl::OkStatus();
+}
+
+absl::Status SimDevice::FallbackFill(const SgTable& dst, uint64_t offset,
+                                     uint64_t length, uint8_t value) {
+  if (!independent_fallback_path_)
+    return Device::FallbackFill(dst, offset, length, value);
+  absl::StatusOr<std::vector<absl::Span<uint8_t>>> to =
+      Map(dst, offset, length, /*cpu_only=*/false);
+  if (!to.ok()) return to.status();
+  for (absl::Span<uint8_t> piece : *to)
+    memset(piece.data(), value, piece.size());
+  return absl::OkStatus();
 }
 
 void SimDevice::Shutdown() {

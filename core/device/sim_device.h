@@ -49,6 +49,11 @@ namespace gpumig {
 
 struct SimDeviceConfig {
   std::vector<RegionConfig> regions;  // LMEM first
+  // Model a second DMA path independent of the copy engine (what CUDA's
+  // backend offers for LMEM the CPU cannot reach): FallbackCopy/FallbackFill
+  // then reach all memory. Off by default, so memory outside the aperture
+  // has no fallback, as on i915's small-BAR parts.
+  bool independent_fallback_path = false;
 };
 
 class SimCopyEngine;
@@ -79,6 +84,15 @@ class SimDevice : public Device {
   absl::StatusOr<std::vector<absl::Span<uint8_t>>> CpuMap(
       const SgTable& table, uint64_t offset, uint64_t length) override;
 
+  // With config.independent_fallback_path: host copies that ignore the
+  // aperture and the engine (its queue, wedge and injected failures).
+  // Otherwise UNIMPLEMENTED, as Device's default.
+  absl::Status FallbackCopy(const SgTable& src, uint64_t src_offset,
+                            const SgTable& dst, uint64_t dst_offset,
+                            uint64_t length) override;
+  absl::Status FallbackFill(const SgTable& dst, uint64_t offset,
+                            uint64_t length, uint8_t value) override;
+
   // Drains the engine queue and joins the engine thread; later commands
   // signal ABORTED "device shut down". Idempotent, thread-safe.
   void Shutdown() override;
@@ -98,9 +112,16 @@ class SimDevice : public Device {
 
   // The backing of `region`, or null if it is not one of ours.
   const Backing* FindBacking(const Region* region) const;
+  // Host spans of [offset, offset + length) of `table`; with `cpu_only`,
+  // FAILED_PRECONDITION for any piece outside the aperture.
+  absl::StatusOr<std::vector<absl::Span<uint8_t>>> Map(const SgTable& table,
+                                                       uint64_t offset,
+                                                       uint64_t length,
+                                                       bool cpu_only) const;
 
   // Constant after construction.
   std::vector<Backing> backings_;
+  bool independent_fallback_path_ = false;
   // Declared last: destroyed (and joined) before the memory it writes.
   std::unique_ptr<SimCopyEngine> engine_;
 };

@@ -26,13 +26,15 @@ struct Rig {
   std::unique_ptr<MemoryManager> mm;
 };
 
-Rig MakeRig(uint64_t lmem, uint64_t aperture, uint64_t smem) {
+Rig MakeRig(uint64_t lmem, uint64_t aperture, uint64_t smem,
+            bool independent_fallback_path = false) {
   Rig rig;
   auto faults = std::make_unique<FaultInjector>();
   rig.faults = faults.get();
   SimDeviceConfig config;
   config.regions.push_back({"lmem", RegionKind::kLmem, lmem, aperture});
   config.regions.push_back({"smem", RegionKind::kSmem, smem, smem});
+  config.independent_fallback_path = independent_fallback_path;
   auto device = SimDevice::Create(std::move(config), rig.faults);
   EXPECT_TRUE(device.ok()) << device.status();
   auto mm = MemoryManager::Create(std::move(faults), *std::move(device));
@@ -169,6 +171,49 @@ TEST(FailsafeScenarioTest, WedgedEngineWithQueuedBlitsExposesNothing) {
   EXPECT_GE(lmem->blit_failures, 1u) << "the wedge came too late to matter";
   EXPECT_EQ(lmem->fallback_copies + lmem->unknown_state_objects,
             lmem->blit_failures);
+}
+
+// LMEM the CPU cannot reach at all (aperture 0, as on the CUDA backend):
+// with the device's independent path, a failed blit is still rescued --
+// FALLBACK_DEVICE_* -- and only a banned fallback leaves it unknown.
+TEST(FailsafeScenarioTest, DeviceFallbackPathRescuesMemoryTheCpuCannotReach) {
+  for (const bool ban : {false, true}) {
+    SCOPED_TRACE(ban ? "memcpy banned" : "fallback allowed");
+    Rig rig = MakeRig(4 << 20, 0, 4 << 20, /*independent_fallback_path=*/true);
+    MemoryManager& mm = *rig.mm;
+    const Principal a = User(1000);
+    FaultSpec clear{FaultKind::kFailClear};
+    auto clear_id = rig.faults->Add(clear);
+    MemoryManager::CreateRequest req;
+    req.size = 1 << 20;
+    req.placements = {"smem", "lmem"};
+    auto obj = mm.CreateObject(a, req);
+    ASSERT_TRUE(obj.ok()) << obj.status();
+    ASSERT_TRUE(rig.faults->Remove(*clear_id).ok());
+    const auto data = Pattern(1 << 20, 9);
+    ASSERT_TRUE(mm.Write(a, obj->object_id, 0, data, Soon()).ok());
+    FaultSpec fail{FaultKind::kFailBlit};
+    ASSERT_TRUE(rig.faults->Add(fail).ok());
+    if (ban) ASSERT_TRUE(rig.faults->Add({FaultKind::kBanMemcpy}).ok());
+    auto f = mm.Migrate(a, obj->object_id, "lmem");
+    ASSERT_TRUE(f.ok()) << f.status();
+    auto fence = mm.WaitFence(a, *f, Soon());
+    ASSERT_TRUE(fence.ok());
+    std::vector<uint8_t> out(1 << 20);
+    absl::Status read =
+        mm.Read(a, obj->object_id, 0, absl::MakeSpan(out), Soon());
+    if (ban) {
+      EXPECT_EQ(fence->outcome, MoveOutcome::kUnknownState);
+      EXPECT_EQ(fence->error.code(), absl::StatusCode::kDataLoss);
+      EXPECT_EQ(read.code(), absl::StatusCode::kDataLoss);
+    } else {
+      EXPECT_EQ(fence->outcome, MoveOutcome::kFallbackDeviceCopy);
+      EXPECT_TRUE(fence->error.ok()) << fence->error;
+      ASSERT_TRUE(read.ok()) << read;  // Through the engine: LMEM is dark.
+      EXPECT_EQ(out, data);
+      EXPECT_EQ(mm.GetRegion("lmem")->fallback_copies, 1u);
+    }
+  }
 }
 
 // Owner A fills all of LMEM and SMEM with a marker and destroys everything;

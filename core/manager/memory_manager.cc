@@ -694,6 +694,7 @@ absl::StatusOr<RegionInfo> MemoryManager::GetRegion(absl::string_view name) {
   info.blit_failures = c.blit_failures.load();
   info.fallback_copies = c.fallback_copies.load();
   info.fallback_clears = c.fallback_clears.load();
+  info.fallback_device = c.fallback_device.load();
   info.unknown_state_objects = c.unknown_state_objects.load();
   info.bytes_migrated_in = c.bytes_migrated_in.load();
   info.bytes_migrated_out = c.bytes_migrated_out.load();

@@ -85,7 +85,7 @@ struct RegionInfo {
   RegionUsage usage;
   uint64_t objects = 0;  // objects placed here
   uint64_t evictions = 0, blits = 0, blit_failures = 0, fallback_copies = 0,
-           fallback_clears = 0, unknown_state_objects = 0,
+           fallback_clears = 0, fallback_device = 0, unknown_state_objects = 0,
            bytes_migrated_in = 0, bytes_migrated_out = 0;
   uint64_t eviction_timeline_seqno = 0;
   uint64_t last_eviction_fence_id = 0;

@@ -39,6 +39,9 @@ struct RegionCounters {
   std::atomic<uint64_t> blit_failures{0};
   std::atomic<uint64_t> fallback_copies{0};
   std::atomic<uint64_t> fallback_clears{0};
+  // Of the fallbacks above, those taken by the device's independent path
+  // rather than the CPU.
+  std::atomic<uint64_t> fallback_device{0};
   std::atomic<uint64_t> unknown_state_objects{0};
   std::atomic<uint64_t> bytes_migrated_in{0};
   std::atomic<uint64_t> bytes_migrated_out{0};

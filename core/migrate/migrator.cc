@@ -17,10 +17,63 @@ struct FailsafeState {
   SgTableRef src;  // null for a clear
   SgTableRef dst;
   MoveKind kind = MoveKind::kMigrate;
-  bool memcpy_allowed = false;
-  std::string no_memcpy_reason;
+  // Decided at submission, like i915_ttm_memcpy_allowed().
+  bool banned = false;         // FaultInjector kBanMemcpy: no fallback at all
+  bool cpu_reachable = false;  // both sides inside their CPU apertures
+  std::string no_cpu_reason;
   std::shared_ptr<MoveRecord> record;
 };
+
+// The fallback after a failed blit: a CPU memcpy/memset where both sides
+// are CPU-visible, else the device's independent path (Device::FallbackCopy;
+// UNIMPLEMENTED on backends without one). Returns the outcome reached, or
+// why no fallback was possible.
+absl::StatusOr<MoveOutcome> Fallback(const FailsafeState& s) {
+  const bool clear = s.src == nullptr;
+  if (s.banned) {
+    return absl::FailedPreconditionError("memcpy banned by fault injection");
+  }
+  // A source in unknown state cannot be copied by anyone.
+  if (!clear && s.obj->unknown()) {
+    return absl::DataLossError(absl::StrCat("source already in unknown state (",
+                                            s.obj->unknown_reason(), ")"));
+  }
+  Device& device = *s.device;
+  const uint64_t n = s.obj->size();
+  if (s.cpu_reachable) {
+    absl::Status cpu = clear ? CpuFill(device, *s.dst, 0, s.dst->size(), 0)
+                             : CpuCopy(device, *s.src, 0, *s.dst, 0, n);
+    if (!cpu.ok()) return cpu;
+    return clear ? MoveOutcome::kFallbackClear : MoveOutcome::kFallbackCopy;
+  }
+  absl::Status dev = clear ? device.FallbackFill(*s.dst, 0, s.dst->size(), 0)
+                           : device.FallbackCopy(*s.src, 0, *s.dst, 0, n);
+  if (absl::IsUnimplemented(dev)) {
+    return absl::FailedPreconditionError(s.no_cpu_reason);
+  }
+  if (!dev.ok()) return dev;
+  return clear ? MoveOutcome::kFallbackDeviceClear
+               : MoveOutcome::kFallbackDeviceCopy;
+}
+
+void CountFallback(RegionCounters& c, MoveOutcome outcome) {
+  switch (outcome) {
+    case MoveOutcome::kFallbackDeviceCopy:
+      c.fallback_device.fetch_add(1, std::memory_order_relaxed);
+      [[fallthrough]];
+    case MoveOutcome::kFallbackCopy:
+      c.fallback_copies.fetch_add(1, std::memory_order_relaxed);
+      break;
+    case MoveOutcome::kFallbackDeviceClear:
+      c.fallback_device.fetch_add(1, std::memory_order_relaxed);
+      [[fallthrough]];
+    case MoveOutcome::kFallbackClear:
+      c.fallback_clears.fetch_add(1, std::memory_order_relaxed);
+      break;
+    default:
+      break;
+  }
+}
 
 // The failsafe decision (patch 3 + the cover letter's "future work"). Runs
 // after the blit signalled, whatever its result; returns the error the
@@ -32,39 +85,18 @@ absl::Status RunFailsafe(const FailsafeState& s, const absl::Status& blit) {
     return absl::OkStatus();
   }
   counters.blit_failures.fetch_add(1, std::memory_order_relaxed);
-  const bool clear = s.src == nullptr;
-  // A source in unknown state cannot be copied by anyone: propagate.
-  if (!clear && s.obj->unknown()) {
-    s.record->outcome.store(MoveOutcome::kUnknownState,
-                            std::memory_order_release);
-    return absl::DataLossError(absl::StrCat(
-        MoveKindOp(s.kind), " skipped: object already in unknown state (",
-        s.obj->unknown_reason(), ")"));
-  }
-  std::string why = s.no_memcpy_reason;
-  if (s.memcpy_allowed) {
-    const uint64_t n = s.obj->size();
-    absl::Status cpu = clear ? CpuFill(*s.device, *s.dst, 0, s.dst->size(), 0)
-                             : CpuCopy(*s.device, *s.src, 0, *s.dst, 0, n);
-    if (cpu.ok()) {
-      if (clear) {
-        counters.fallback_clears.fetch_add(1, std::memory_order_relaxed);
-      } else {
-        counters.fallback_copies.fetch_add(1, std::memory_order_relaxed);
-      }
-      s.record->outcome.store(
-          clear ? MoveOutcome::kFallbackClear : MoveOutcome::kFallbackCopy,
-          std::memory_order_release);
-      return absl::OkStatus();
-    }
-    why = std::string(cpu.message());
+  absl::StatusOr<MoveOutcome> fallback = Fallback(s);
+  if (fallback.ok()) {
+    CountFallback(counters, *fallback);
+    s.record->outcome.store(*fallback, std::memory_order_release);
+    return absl::OkStatus();
   }
   // No fallback: refuse every access from now on. The flag is published
   // before the fence signals (the fence's release store orders it).
-  absl::Status error = absl::DataLossError(
-      absl::StrCat(MoveKindOp(s.kind), " blit into region ",
-                   s.dst->region()->name(), " failed (", blit.message(),
-                   ") and no CPU fallback was possible (", why, ")"));
+  absl::Status error = absl::DataLossError(absl::StrCat(
+      MoveKindOp(s.kind), " blit into region ", s.dst->region()->name(),
+      " failed (", blit.message(), ") and no fallback was possible (",
+      fallback.status().message(), ")"));
   if (s.obj->MarkUnknown(error)) {
     counters.unknown_state_objects.fetch_add(1, std::memory_order_relaxed);
   }
@@ -97,6 +129,10 @@ absl::string_view MoveOutcomeName(MoveOutcome outcome) {
       return "fallback_copy";
     case MoveOutcome::kFallbackClear:
       return "fallback_clear";
+    case MoveOutcome::kFallbackDeviceCopy:
+      return "fallback_device_copy";
+    case MoveOutcome::kFallbackDeviceClear:
+      return "fallback_device_clear";
     case MoveOutcome::kUnknownState:
       return "unknown_state";
     case MoveOutcome::kFailed:
@@ -171,17 +207,16 @@ absl::StatusOr<Migrator::Result> Migrator::Move(const BufferObjectRef& obj,
   state->kind = kind;
   state->record = record;
   // Decided up front, like i915_ttm_memcpy_allowed().
-  if (faults_ != nullptr && faults_->MemcpyBanned(op, dst_name)) {
-    state->no_memcpy_reason = "memcpy banned by fault injection";
-  } else if (!dst->cpu_accessible()) {
-    state->no_memcpy_reason = absl::StrCat(
+  state->banned = faults_ != nullptr && faults_->MemcpyBanned(op, dst_name);
+  if (!dst->cpu_accessible()) {
+    state->no_cpu_reason = absl::StrCat(
         "destination in ", dst_name, " lies outside the CPU-visible aperture");
   } else if (src != nullptr && !src->cpu_accessible()) {
-    state->no_memcpy_reason =
+    state->no_cpu_reason =
         absl::StrCat("source in ", src->region()->name(),
                      " lies outside the CPU-visible aperture");
   } else {
-    state->memcpy_allowed = true;
+    state->cpu_reachable = true;
   }
 
   // The blit awaits the object's last move and, in the destination region,
@@ -244,29 +279,20 @@ absl::StatusOr<Migrator::Result> Migrator::Move(const BufferObjectRef& obj,
     return Result{std::move(blit), std::move(record)};
   }
   dst_region->counters().blit_failures.fetch_add(1, std::memory_order_relaxed);
-  std::string why = state->no_memcpy_reason;
-  if (state->memcpy_allowed && !(src != nullptr && obj->unknown())) {
-    absl::Status cpu = src == nullptr
-                           ? CpuFill(*device_, *dst, 0, dst->size(), 0)
-                           : CpuCopy(*device_, *src, 0, *dst, 0, obj->size());
-    if (cpu.ok()) {
-      (src == nullptr ? dst_region->counters().fallback_clears
-                      : dst_region->counters().fallback_copies)
-          .fetch_add(1, std::memory_order_relaxed);
-      record->outcome.store(src == nullptr ? MoveOutcome::kFallbackClear
-                                           : MoveOutcome::kFallbackCopy,
-                            std::memory_order_release);
-      FenceRef done = Fence::CreateSignaled(absl::StrCat("sync-", op));
-      obj->SetPlacement(dst, done);
-      return Result{std::move(done), std::move(record)};
-    }
-    why = std::string(cpu.message());
+  absl::StatusOr<MoveOutcome> fallback = Fallback(*state);
+  if (fallback.ok()) {
+    CountFallback(dst_region->counters(), *fallback);
+    record->outcome.store(*fallback, std::memory_order_release);
+    FenceRef done = Fence::CreateSignaled(absl::StrCat("sync-", op));
+    obj->SetPlacement(dst, done);
+    return Result{std::move(done), std::move(record)};
   }
+  const std::string why(fallback.status().message());
   record->outcome.store(MoveOutcome::kFailed, std::memory_order_release);
   return absl::AbortedError(absl::StrCat(
       op, " into region ", dst_name,
       " failed: the failsafe work could not be set up, the blit failed (",
-      blit_error.message(), ") and no CPU fallback was possible (", why,
+      blit_error.message(), ") and no fallback was possible (", why,
       "); nothing changed"));
 }
 

@@ -15,8 +15,12 @@
 //               |                          |                 | unknown BEFORE
 //               the signal
 //
-//   (*) memcpy not banned, and both source and destination lie inside their
-//       regions' CPU-visible apertures (SMEM always does).
+//   (*) memcpy not banned, and either both source and destination lie
+//       inside their regions' CPU-visible apertures (SMEM always does): a
+//       CPU memcpy/memset (kFallbackCopy/kFallbackClear); or the device has
+//       an independent transfer path for memory the CPU cannot reach
+//       (Device::FallbackCopy/FallbackFill, e.g. CUDA's LMEM):
+//       kFallbackDeviceCopy/kFallbackDeviceClear.
 //
 // If the failsafe work cannot be set up (FaultInjector kFailWorkAllocation),
 // the Migrator waits for the blit synchronously and falls back inline; it
@@ -61,6 +65,8 @@ enum class MoveOutcome {
   kBlitOk,
   kFallbackCopy,
   kFallbackClear,
+  kFallbackDeviceCopy,   // the device's independent path (Device::FallbackCopy)
+  kFallbackDeviceClear,  // ... (Device::FallbackFill)
   kUnknownState,
   kFailed,  // synchronous failure: nothing changed
 };
