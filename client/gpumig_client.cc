@@ -1,0 +1,1290 @@
+#include "client/gpumig_client.h"
+
+#include <errno.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <istream>
+#include <memory>
+#include <ostream>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "gpumig/v1/daemon.grpc.pb.h"
+#include "gpumig/v1/faults.grpc.pb.h"
+#include "gpumig/v1/fences.grpc.pb.h"
+#include "gpumig/v1/objects.grpc.pb.h"
+#include "gpumig/v1/regions.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+
+namespace gpumig::client {
+namespace {
+
+namespace pb = ::gpumig::v1;
+
+// Extra time a WaitFence RPC gets beyond the wait's own timeout, so the
+// daemon's DEADLINE_EXCEEDED (with its message) wins over the transport's.
+constexpr absl::Duration kWaitGrace = absl::Seconds(5);
+// Deadlines further out than this are treated as "none" (avoids overflow in
+// the chrono conversion).
+constexpr absl::Duration kMaxDeadline = absl::Hours(24 * 365);
+
+absl::Status FromGrpc(const grpc::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      status.error_message());
+}
+
+absl::Status CodeToStatus(int32_t code, const std::string& message) {
+  if (code == 0) return absl::OkStatus();
+  if (code < 0 || code > 16) {
+    return absl::UnknownError(
+        absl::StrCat(message, " (unknown status code ", code, ")"));
+  }
+  return absl::Status(static_cast<absl::StatusCode>(code), message);
+}
+
+// Applies the deadline and wait-for-ready policy of `call` to `context`.
+// `default_timeout` is used when call.timeout is zero; InfiniteDuration
+// means no deadline.
+void Apply(const CallOptions& call, absl::Duration default_timeout,
+           grpc::ClientContext* context) {
+  absl::Duration timeout =
+      call.timeout == absl::ZeroDuration() ? default_timeout : call.timeout;
+  if (timeout < kMaxDeadline) {
+    context->set_deadline(std::chrono::system_clock::now() +
+                          absl::ToChronoNanoseconds(timeout));
+  }
+  context->set_wait_for_ready(call.wait_for_ready);
+}
+
+absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("cannot open ", path));
+  }
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  if (in.bad()) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("cannot read ", path));
+  }
+  return contents.str();
+}
+
+// --- Enum conversions ------------------------------------------------------
+
+FenceState FromProto(pb::FenceState v) {
+  switch (v) {
+    case pb::FENCE_STATE_PENDING:
+      return FenceState::kPending;
+    case pb::FENCE_STATE_SIGNALED:
+      return FenceState::kSignaled;
+    default:
+      return FenceState::kUnspecified;
+  }
+}
+
+FenceKind FromProto(pb::FenceKind v) {
+  switch (v) {
+    case pb::FENCE_KIND_CLEAR:
+      return FenceKind::kClear;
+    case pb::FENCE_KIND_MIGRATE:
+      return FenceKind::kMigrate;
+    case pb::FENCE_KIND_EVICT:
+      return FenceKind::kEvict;
+    case pb::FENCE_KIND_EXEC:
+      return FenceKind::kExec;
+    default:
+      return FenceKind::kUnspecified;
+  }
+}
+
+pb::FenceKind ToProto(FenceKind v) {
+  switch (v) {
+    case FenceKind::kClear:
+      return pb::FENCE_KIND_CLEAR;
+    case FenceKind::kMigrate:
+      return pb::FENCE_KIND_MIGRATE;
+    case FenceKind::kEvict:
+      return pb::FENCE_KIND_EVICT;
+    case FenceKind::kExec:
+      return pb::FENCE_KIND_EXEC;
+    case FenceKind::kUnspecified:
+      break;
+  }
+  return pb::FENCE_KIND_UNSPECIFIED;
+}
+
+FenceOutcome FromProto(pb::FenceOutcome v) {
+  switch (v) {
+    case pb::FENCE_OUTCOME_BLIT_OK:
+      return FenceOutcome::kBlitOk;
+    case pb::FENCE_OUTCOME_FALLBACK_COPY:
+      return FenceOutcome::kFallbackCopy;
+    case pb::FENCE_OUTCOME_FALLBACK_CLEAR:
+      return FenceOutcome::kFallbackClear;
+    case pb::FENCE_OUTCOME_UNKNOWN_STATE:
+      return FenceOutcome::kUnknownState;
+    case pb::FENCE_OUTCOME_FAILED:
+      return FenceOutcome::kFailed;
+    default:
+      return FenceOutcome::kUnspecified;
+  }
+}
+
+ObjectState FromProto(pb::ObjectState v) {
+  switch (v) {
+    case pb::OBJECT_STATE_OK:
+      return ObjectState::kOk;
+    case pb::OBJECT_STATE_UNKNOWN:
+      return ObjectState::kUnknown;
+    default:
+      return ObjectState::kUnspecified;
+  }
+}
+
+RegionKind FromProto(pb::RegionKind v) {
+  switch (v) {
+    case pb::REGION_KIND_LMEM:
+      return RegionKind::kLmem;
+    case pb::REGION_KIND_SMEM:
+      return RegionKind::kSmem;
+    default:
+      return RegionKind::kUnspecified;
+  }
+}
+
+EventKind FromProto(pb::EventKind v) {
+  switch (v) {
+    case pb::EVENT_KIND_BLIT_OK:
+      return EventKind::kBlitOk;
+    case pb::EVENT_KIND_FALLBACK_TAKEN:
+      return EventKind::kFallbackTaken;
+    case pb::EVENT_KIND_UNKNOWN_STATE:
+      return EventKind::kUnknownState;
+    case pb::EVENT_KIND_FAILED:
+      return EventKind::kFailed;
+    case pb::EVENT_KIND_EVICTED:
+      return EventKind::kEvicted;
+    case pb::EVENT_KIND_DROPPED:
+      return EventKind::kDropped;
+    default:
+      return EventKind::kUnspecified;
+  }
+}
+
+pb::EventKind ToProto(EventKind v) {
+  switch (v) {
+    case EventKind::kBlitOk:
+      return pb::EVENT_KIND_BLIT_OK;
+    case EventKind::kFallbackTaken:
+      return pb::EVENT_KIND_FALLBACK_TAKEN;
+    case EventKind::kUnknownState:
+      return pb::EVENT_KIND_UNKNOWN_STATE;
+    case EventKind::kFailed:
+      return pb::EVENT_KIND_FAILED;
+    case EventKind::kEvicted:
+      return pb::EVENT_KIND_EVICTED;
+    case EventKind::kDropped:
+      return pb::EVENT_KIND_DROPPED;
+    case EventKind::kUnspecified:
+      break;
+  }
+  return pb::EVENT_KIND_UNSPECIFIED;
+}
+
+FaultKind FromProto(pb::FaultKind v) {
+  switch (v) {
+    case pb::FAULT_KIND_FAIL_BLIT:
+      return FaultKind::kFailBlit;
+    case pb::FAULT_KIND_FAIL_CLEAR:
+      return FaultKind::kFailClear;
+    case pb::FAULT_KIND_FAIL_WORK_ALLOCATION:
+      return FaultKind::kFailWorkAllocation;
+    case pb::FAULT_KIND_BAN_MEMCPY:
+      return FaultKind::kBanMemcpy;
+    case pb::FAULT_KIND_WEDGE_ENGINE:
+      return FaultKind::kWedgeEngine;
+    case pb::FAULT_KIND_ENGINE_LATENCY:
+      return FaultKind::kEngineLatency;
+    default:
+      return FaultKind::kUnspecified;
+  }
+}
+
+pb::FaultKind ToProto(FaultKind v) {
+  switch (v) {
+    case FaultKind::kFailBlit:
+      return pb::FAULT_KIND_FAIL_BLIT;
+    case FaultKind::kFailClear:
+      return pb::FAULT_KIND_FAIL_CLEAR;
+    case FaultKind::kFailWorkAllocation:
+      return pb::FAULT_KIND_FAIL_WORK_ALLOCATION;
+    case FaultKind::kBanMemcpy:
+      return pb::FAULT_KIND_BAN_MEMCPY;
+    case FaultKind::kWedgeEngine:
+      return pb::FAULT_KIND_WEDGE_ENGINE;
+    case FaultKind::kEngineLatency:
+      return pb::FAULT_KIND_ENGINE_LATENCY;
+    case FaultKind::kUnspecified:
+      break;
+  }
+  return pb::FAULT_KIND_UNSPECIFIED;
+}
+
+// --- Message conversions ---------------------------------------------------
+
+FenceStatus FromProto(const pb::FenceStatus& p) {
+  FenceStatus f;
+  f.fence_id = p.fence_id();
+  f.state = FromProto(p.state());
+  f.outcome = FromProto(p.outcome());
+  f.error = CodeToStatus(p.error_code(), p.error_message());
+  f.engine_error =
+      CodeToStatus(p.engine_error_code(), p.engine_error_message());
+  f.kind = FromProto(p.kind());
+  f.handle = p.handle();
+  f.source_region = p.source_region();
+  f.target_region = p.target_region();
+  f.timeline = p.timeline();
+  f.seqno = p.seqno();
+  f.created_unix_nanos = p.created_unix_nanos();
+  f.signaled_unix_nanos = p.signaled_unix_nanos();
+  return f;
+}
+
+ObjectInfo FromProto(const pb::Object& p) {
+  ObjectInfo o;
+  o.handle = p.handle();
+  o.size_bytes = p.size_bytes();
+  o.placements.assign(p.placements().begin(), p.placements().end());
+  o.region = p.region();
+  o.state = FromProto(p.state());
+  o.unknown_reason = p.unknown_reason();
+  o.unknown_fence_id = p.unknown_fence_id();
+  o.pin_count = p.pin_count();
+  o.label = p.label();
+  o.owner = p.owner();
+  o.move_fence_id = p.move_fence_id();
+  o.last_fence_id = p.last_fence_id();
+  o.created_unix_nanos = p.created_unix_nanos();
+  o.require_cpu_access = p.require_cpu_access();
+  o.cpu_accessible = p.cpu_accessible();
+  return o;
+}
+
+RegionInfo FromProto(const pb::Region& p) {
+  RegionInfo r;
+  r.name = p.name();
+  r.kind = FromProto(p.kind());
+  r.size_bytes = p.size_bytes();
+  r.aperture_bytes = p.aperture_bytes();
+  r.allocated_bytes = p.allocated_bytes();
+  r.free_bytes = p.free_bytes();
+  r.largest_free_block_bytes = p.largest_free_block_bytes();
+  r.aperture_allocated_bytes = p.aperture_allocated_bytes();
+  r.min_block_bytes = p.min_block_bytes();
+  r.objects = p.objects();
+  r.unknown_state_objects = p.unknown_state_objects();
+  const pb::RegionCounters& c = p.counters();
+  r.counters.evictions = c.evictions();
+  r.counters.blits = c.blits();
+  r.counters.blit_failures = c.blit_failures();
+  r.counters.fallback_copies = c.fallback_copies();
+  r.counters.fallback_clears = c.fallback_clears();
+  r.counters.unknown_state_marks = c.unknown_state_marks();
+  r.counters.bytes_migrated_in = c.bytes_migrated_in();
+  r.counters.bytes_migrated_out = c.bytes_migrated_out();
+  r.eviction_timeline_seqno = p.eviction_timeline_seqno();
+  r.last_eviction_fence_id = p.last_eviction_fence_id();
+  return r;
+}
+
+FaultSpec FromProto(const pb::FaultSpec& p) {
+  FaultSpec s;
+  s.kind = FromProto(p.kind());
+  switch (p.trigger().trigger_case()) {
+    case pb::FaultTrigger::kNextN:
+      s.next_n = p.trigger().next_n();
+      break;
+    case pb::FaultTrigger::kProbability:
+      s.probability = p.trigger().probability().p();
+      s.seed = p.trigger().probability().seed();
+      break;
+    case pb::FaultTrigger::kAlways:
+      s.always = p.trigger().always();
+      break;
+    default:
+      break;
+  }
+  s.region = p.region();
+  s.op = FromProto(p.op());
+  s.latency_us = p.latency_us();
+  return s;
+}
+
+void ToProto(const FaultSpec& s, pb::FaultSpec* p) {
+  p->set_kind(ToProto(s.kind));
+  if (s.always) {
+    p->mutable_trigger()->set_always(true);
+  } else if (s.probability.has_value()) {
+    pb::FaultTrigger::Probability* prob =
+        p->mutable_trigger()->mutable_probability();
+    prob->set_p(*s.probability);
+    prob->set_seed(s.seed);
+  } else {
+    // next_n 0 is sent as is: the daemon answers INVALID_ARGUMENT.
+    p->mutable_trigger()->set_next_n(s.next_n);
+  }
+  p->set_region(s.region);
+  p->set_op(ToProto(s.op));
+  p->set_latency_us(s.latency_us);
+}
+
+FaultInfo FromProto(const pb::Fault& p) {
+  FaultInfo f;
+  f.id = p.id();
+  f.spec = FromProto(p.spec());
+  f.matched_count = p.matched_count();
+  f.fired_count = p.fired_count();
+  f.exhausted = p.exhausted();
+  f.created_unix_nanos = p.created_unix_nanos();
+  return f;
+}
+
+WatchEvent FromProto(const pb::Event& p) {
+  WatchEvent e;
+  e.event_seqno = p.event_seqno();
+  e.kind = FromProto(p.kind());
+  if (p.has_fence()) e.fence = FromProto(p.fence());
+  e.handle = p.handle();
+  e.region = p.region();
+  e.time_unix_nanos = p.time_unix_nanos();
+  e.dropped_events = p.dropped_events();
+  return e;
+}
+
+SubmitResult MakeSubmitResult(uint64_t fence_id, bool has_fence,
+                              const pb::FenceStatus& fence) {
+  SubmitResult r;
+  r.fence_id = fence_id;
+  if (has_fence) r.fence = FromProto(fence);
+  return r;
+}
+
+// Names: the enum value's wire name without its prefix.
+std::string Canonical(absl::string_view name) {
+  std::string out = absl::AsciiStrToUpper(name);
+  std::replace(out.begin(), out.end(), '-', '_');
+  return out;
+}
+
+template <typename E>
+absl::StatusOr<E> ParseEnum(absl::string_view what, absl::string_view name,
+                            const std::vector<E>& values,
+                            const char* (*namer)(E)) {
+  const std::string canonical = Canonical(name);
+  std::vector<std::string> valid;
+  for (E v : values) {
+    if (canonical == namer(v)) return v;
+    valid.push_back(absl::AsciiStrToLower(namer(v)));
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown ", what, " '", name, "' (one of ",
+                   absl::StrJoin(valid, ", "), ")"));
+}
+
+}  // namespace
+
+// --- Names -----------------------------------------------------------------
+
+std::string DefaultSocketPath() {
+  const char* env = std::getenv("GPUMIG_SOCKET");
+  if (env != nullptr && env[0] != '\0') return env;
+  return kDefaultSocketPath;
+}
+
+const char* FenceStateName(FenceState v) {
+  switch (v) {
+    case FenceState::kPending:
+      return "PENDING";
+    case FenceState::kSignaled:
+      return "SIGNALED";
+    case FenceState::kUnspecified:
+      break;
+  }
+  return "UNSPECIFIED";
+}
+
+const char* FenceKindName(FenceKind v) {
+  switch (v) {
+    case FenceKind::kClear:
+      return "CLEAR";
+    case FenceKind::kMigrate:
+      return "MIGRATE";
+    case FenceKind::kEvict:
+      return "EVICT";
+    case FenceKind::kExec:
+      return "EXEC";
+    case FenceKind::kUnspecified:
+      break;
+  }
+  return "UNSPECIFIED";
+}
+
+const char* FenceOutcomeName(FenceOutcome v) {
+  switch (v) {
+    case FenceOutcome::kBlitOk:
+      return "BLIT_OK";
+    case FenceOutcome::kFallbackCopy:
+      return "FALLBACK_COPY";
+    case FenceOutcome::kFallbackClear:
+      return "FALLBACK_CLEAR";
+    case FenceOutcome::kUnknownState:
+      return "UNKNOWN_STATE";
+    case FenceOutcome::kFailed:
+      return "FAILED";
+    case FenceOutcome::kUnspecified:
+      break;
+  }
+  return "UNSPECIFIED";
+}
+
+const char* ObjectStateName(ObjectState v) {
+  switch (v) {
+    case ObjectState::kOk:
+      return "OK";
+    case ObjectState::kUnknown:
+      return "UNKNOWN";
+    case ObjectState::kUnspecified:
+      break;
+  }
+  return "UNSPECIFIED";
+}
+
+const char* RegionKindName(RegionKind v) {
+  switch (v) {
+    case RegionKind::kLmem:
+      return "LMEM";
+    case RegionKind::kSmem:
+      return "SMEM";
+    case RegionKind::kUnspecified:
+      break;
+  }
+  return "UNSPECIFIED";
+}
+
+const char* EventKindName(EventKind v) {
+  switch (v) {
+    case EventKind::kBlitOk:
+      return "BLIT_OK";
+    case EventKind::kFallbackTaken:
+      return "FALLBACK_TAKEN";
+    case EventKind::kUnknownState:
+      return "UNKNOWN_STATE";
+    case EventKind::kFailed:
+      return "FAILED";
+    case EventKind::kEvicted:
+      return "EVICTED";
+    case EventKind::kDropped:
+      return "DROPPED";
+    case EventKind::kUnspecified:
+      break;
+  }
+  return "UNSPECIFIED";
+}
+
+const char* FaultKindName(FaultKind v) {
+  switch (v) {
+    case FaultKind::kFailBlit:
+      return "FAIL_BLIT";
+    case FaultKind::kFailClear:
+      return "FAIL_CLEAR";
+    case FaultKind::kFailWorkAllocation:
+      return "FAIL_WORK_ALLOCATION";
+    case FaultKind::kBanMemcpy:
+      return "BAN_MEMCPY";
+    case FaultKind::kWedgeEngine:
+      return "WEDGE_ENGINE";
+    case FaultKind::kEngineLatency:
+      return "ENGINE_LATENCY";
+    case FaultKind::kUnspecified:
+      break;
+  }
+  return "UNSPECIFIED";
+}
+
+absl::StatusOr<FaultKind> ParseFaultKind(absl::string_view name) {
+  return ParseEnum<FaultKind>(
+      "fault kind", name,
+      {FaultKind::kFailBlit, FaultKind::kFailClear,
+       FaultKind::kFailWorkAllocation, FaultKind::kBanMemcpy,
+       FaultKind::kWedgeEngine, FaultKind::kEngineLatency},
+      &FaultKindName);
+}
+
+absl::StatusOr<FenceKind> ParseFenceKind(absl::string_view name) {
+  if (Canonical(name) == "COPY") return FenceKind::kMigrate;
+  return ParseEnum<FenceKind>("operation", name,
+                              {FenceKind::kClear, FenceKind::kMigrate,
+                               FenceKind::kEvict, FenceKind::kExec},
+                              &FenceKindName);
+}
+
+absl::StatusOr<EventKind> ParseEventKind(absl::string_view name) {
+  return ParseEnum<EventKind>(
+      "event kind", name,
+      {EventKind::kBlitOk, EventKind::kFallbackTaken, EventKind::kUnknownState,
+       EventKind::kFailed, EventKind::kEvicted, EventKind::kDropped},
+      &EventKindName);
+}
+
+// --- WatchCanceller --------------------------------------------------------
+
+struct WatchCanceller::State {
+  absl::Mutex mu;
+  bool cancelled ABSL_GUARDED_BY(mu) = false;
+  // The running Watch's context, registered for the duration of the call.
+  grpc::ClientContext* context ABSL_GUARDED_BY(mu) = nullptr;
+};
+
+WatchCanceller::WatchCanceller() : state_(std::make_shared<State>()) {}
+
+void WatchCanceller::Cancel() {
+  absl::MutexLock lock(&state_->mu);
+  state_->cancelled = true;
+  // TryCancel does not block and is safe from any thread; holding mu keeps
+  // the context alive (Watch unregisters under mu before destroying it).
+  if (state_->context != nullptr) state_->context->TryCancel();
+}
+
+bool WatchCanceller::cancelled() const {
+  absl::MutexLock lock(&state_->mu);
+  return state_->cancelled;
+}
+
+// --- Client ----------------------------------------------------------------
+
+struct Client::Impl {
+  // Constant after construction.
+  ConnectOptions options;
+  std::string target;
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<pb::DaemonService::Stub> daemon;
+  std::unique_ptr<pb::ObjectService::Stub> objects;
+  std::unique_ptr<pb::FenceService::Stub> fences;
+  std::unique_ptr<pb::RegionService::Stub> regions;
+  std::unique_ptr<pb::FaultService::Stub> faults;
+
+  void Prepare(const CallOptions& call, grpc::ClientContext* context) const {
+    Apply(call, options.default_timeout, context);
+  }
+
+  // Streams chunks from `source` (which fills a buffer and returns the byte
+  // count, 0 at EOF) to a Write RPC.
+  absl::StatusOr<uint64_t> WriteFrom(
+      absl::string_view handle, uint64_t offset,
+      const std::function<absl::StatusOr<size_t>(char*, size_t)>& source,
+      const CallOptions& call);
+};
+
+absl::StatusOr<uint64_t> Client::Impl::WriteFrom(
+    absl::string_view handle, uint64_t offset,
+    const std::function<absl::StatusOr<size_t>(char*, size_t)>& source,
+    const CallOptions& call) {
+  grpc::ClientContext context;
+  Prepare(call, &context);
+  pb::WriteResponse response;
+  std::unique_ptr<grpc::ClientWriter<pb::WriteRequest>> writer =
+      objects->Write(&context, &response);
+  std::string buffer(kMaxChunkBytes, '\0');
+  pb::WriteRequest request;
+  request.set_handle(std::string(handle));
+  request.set_offset(offset);
+  bool first = true;
+  absl::Status local = absl::OkStatus();
+  while (true) {
+    // Fill the buffer completely (pipes deliver in small pieces) so every
+    // message but the last carries a full chunk.
+    size_t filled = 0;
+    bool eof = false;
+    while (filled < buffer.size()) {
+      absl::StatusOr<size_t> n =
+          source(buffer.data() + filled, buffer.size() - filled);
+      if (!n.ok()) {
+        local = n.status();
+        break;
+      }
+      if (*n == 0) {
+        eof = true;
+        break;
+      }
+      filled += *n;
+    }
+    if (!local.ok()) break;
+    if (filled == 0 && !first) break;  // nothing more to send
+    request.set_data(buffer.data(), filled);
+    if (!writer->Write(request)) break;  // stream broken: Finish says why
+    request.clear_handle();
+    request.clear_offset();
+    first = false;
+    if (eof) break;
+  }
+  if (!local.ok()) {
+    context.TryCancel();
+    (void)writer->Finish();
+    return local;
+  }
+  writer->WritesDone();
+  grpc::Status status = writer->Finish();
+  if (!status.ok()) return FromGrpc(status);
+  return response.bytes_written();
+}
+
+Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Client::~Client() = default;
+
+const std::string& Client::target() const { return impl_->target; }
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Connect(
+    const ConnectOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->options = options;
+  grpc::ChannelArguments args;
+  // Read chunks are at most 1 MiB, but a List page or Stats reply of a busy
+  // daemon may be large; never let the default 4 MiB cap bite.
+  args.SetMaxReceiveMessageSize(64 << 20);
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  std::string uri;
+  const bool any_tls = !options.tls_root_ca_file.empty() ||
+                       !options.tls_cert_file.empty() ||
+                       !options.tls_key_file.empty() ||
+                       !options.tls_server_name_override.empty();
+  if (!options.tcp_target.empty()) {
+    if (!options.unix_socket.empty()) {
+      return absl::InvalidArgumentError(
+          "give either a unix socket or a TCP target, not both");
+    }
+    if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+      return absl::InvalidArgumentError(
+          "a TLS client certificate needs its key and vice versa");
+    }
+    grpc::SslCredentialsOptions ssl;
+    if (!options.tls_root_ca_file.empty()) {
+      absl::StatusOr<std::string> ca = ReadWholeFile(options.tls_root_ca_file);
+      if (!ca.ok()) return ca.status();
+      ssl.pem_root_certs = *std::move(ca);
+    }
+    if (!options.tls_cert_file.empty()) {
+      absl::StatusOr<std::string> cert = ReadWholeFile(options.tls_cert_file);
+      if (!cert.ok()) return cert.status();
+      absl::StatusOr<std::string> key = ReadWholeFile(options.tls_key_file);
+      if (!key.ok()) return key.status();
+      ssl.pem_cert_chain = *std::move(cert);
+      ssl.pem_private_key = *std::move(key);
+    }
+    if (!options.tls_server_name_override.empty()) {
+      args.SetSslTargetNameOverride(options.tls_server_name_override);
+    }
+    credentials = grpc::SslCredentials(ssl);
+    uri = options.tcp_target;
+    impl->target = absl::StrCat("tls:", options.tcp_target);
+  } else {
+    if (any_tls) {
+      return absl::InvalidArgumentError(
+          "TLS options need a TCP target (--target HOST:PORT)");
+    }
+    std::string path =
+        options.unix_socket.empty() ? DefaultSocketPath() : options.unix_socket;
+    credentials = grpc::InsecureChannelCredentials();
+    uri = absl::StrCat("unix:", path);
+    impl->target = uri;
+  }
+  impl->channel = grpc::CreateCustomChannel(uri, credentials, args);
+  if (impl->channel == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot create a channel to ", impl->target));
+  }
+  impl->daemon = pb::DaemonService::NewStub(impl->channel);
+  impl->objects = pb::ObjectService::NewStub(impl->channel);
+  impl->fences = pb::FenceService::NewStub(impl->channel);
+  impl->regions = pb::RegionService::NewStub(impl->channel);
+  impl->faults = pb::FaultService::NewStub(impl->channel);
+  return std::unique_ptr<Client>(new Client(std::move(impl)));
+}
+
+// --- DaemonService -----------------------------------------------------------
+
+absl::Status Client::Ping(const CallOptions& call) {
+  grpc::ClientContext context;
+  impl_->Prepare(call, &context);
+  pb::PingResponse response;
+  return FromGrpc(impl_->daemon->Ping(&context, pb::PingRequest(), &response));
+}
+
+absl::StatusOr<DaemonInfo> Client::GetInfo(const CallOptions& call) {
+  grpc::ClientContext context;
+  impl_->Prepare(call, &context);
+  pb::GetInfoResponse r;
+  grpc::Status status =
+      impl_->daemon->GetInfo(&context, pb::GetInfoRequest(), &r);
+  if (!status.ok()) return FromGrpc(status);
+  DaemonInfo info;
+  info.version = r.version();
+  info.backend = r.backend();
+  info.device_name = r.device_name();
+  for (const pb::DrmDevice& d : r.drm_devices()) {
+    DrmDeviceInfo device;
+    device.driver = d.driver();
+    device.bus_id = d.bus_id();
+    device.render_node = d.render_node();
+    device.primary_node = d.primary_node();
+    device.pci_vendor_id = d.pci_vendor_id();
+    device.pci_device_id = d.pci_device_id();
+    info.drm_devices.push_back(std::move(device));
+  }
+  info.start_unix_nanos = r.start_unix_nanos();
+  info.uptime_nanos = r.uptime_nanos();
+  info.fault_injection_enabled = r.fault_injection_enabled();
+  info.caller.name = r.caller().name();
+  info.caller.uid = r.caller().uid();
+  info.caller.is_admin = r.caller().is_admin();
+  info.limits.max_chunk_bytes = r.limits().max_chunk_bytes();
+  info.limits.page_bytes = r.limits().page_bytes();
+  info.limits.max_list_page_size = r.limits().max_list_page_size();
+  return info;
+}
+
+absl::StatusOr<DaemonStats> Client::GetStats(const CallOptions& call) {
+  grpc::ClientContext context;
+  impl_->Prepare(call, &context);
+  pb::GetStatsResponse r;
+  grpc::Status status =
+      impl_->daemon->GetStats(&context, pb::GetStatsRequest(), &r);
+  if (!status.ok()) return FromGrpc(status);
+  DaemonStats stats;
+  for (const pb::RpcMethodStats& m : r.rpcs()) {
+    stats.rpcs.push_back({m.method(), m.calls(), m.errors()});
+  }
+  stats.objects = r.objects();
+  stats.unknown_state_objects = r.unknown_state_objects();
+  stats.fences_pending = r.fences_pending();
+  stats.fence_history_size = r.fence_history_size();
+  stats.fences_created = r.fences_created();
+  stats.watchers = r.watchers();
+  stats.engine_wedged = r.engine_wedged();
+  for (const pb::Region& region : r.regions()) {
+    stats.regions.push_back(FromProto(region));
+  }
+  return stats;
+}
+
+absl::StatusOr<SelfTestResult> Client::SelfTest(uint64_t bytes_per_region,
+                                                bool with_faults,
+                                                const CallOptions& call) {
+  grpc::ClientContext context;
+  impl_->Prepare(call, &context);
+  pb::SelfTestRequest request;
+  request.set_bytes_per_region(bytes_per_region);
+  request.set_with_faults(with_faults);
+  pb::SelfTestResponse r;
+  grpc::Status status = impl_->daemon->SelfTest(&context, request, &r);
+  if (!status.ok()) return FromGrpc(status);
+  SelfTestResult result;
+  result.passed = r.passed();
+  result.canary_bytes_written = r.canary_bytes_written();
+  result.objects_checked = r.objects_checked();
+  result.violations = r.violations();
+  result.details.assign(r.details().begin(), r.details().end());
+  return result;
+}
+
+// --- ObjectService -----------------------------------------------------------
+
+absl::StatusOr<CreateObjectResult> Client::CreateObject(
+    const CreateObjectOptions& options, const CallOptions& call) {
+  grpc::ClientContext context;
+  impl_->Prepare(call, &context);
+  pb::CreateObjectRequest request;
+  request.set_size_bytes(options.size_bytes);
+  if (options.placements.empty()) {
+    request.add_placements("lmem");
+    request.add_placements("smem");
+  } else {
+    for (const std::string& p : options.placements) request.add_placements(p);
+  }
+  request.set_require_cpu_access(options.require_cpu_access);
+  request.set_pin(options.pin);
+  request.set_label(options.label);
+  pb::CreateObjectResponse r;
+  grpc::Status status = impl_->objects->Create(&context, request, &r);
+  if (!status.ok()) return FromGrpc(status);
+  return CreateObjectResult{FromProto(r.object()), r.fence_id()};
+}
+
+absl::Status Client::DestroyObject(absl::string_view handle,
+                                   const CallOptions& call) {
+  grpc::ClientContext context;
+  impl_->Prepare(call, &context);
+  pb::DestroyObjectRequest request;
+  request.set_handle(std::string(handle));
+  pb::DestroyObjectResponse r;
+  return FromGrpc(impl_->objects->Destroy(&context, request, &r));
+}
+
+absl::StatusOr<ObjectInfo> Client::GetObject(absl::string_view handle,
+                                             const CallOptions& call) {
+  grpc::ClientContext context;
+  impl_->Prepare(call, &context);
+  pb::GetObjectRequest request;
+  request.set_handle(std::string(handle));
+  pb::Object r;
+  grpc::Status status = impl_->objects->Get(&context, request, &r);
+  if (!status.ok()) return FromGrpc(status);
+  return FromProto(r);
+}
+
+absl::StatusOr<std::vector<ObjectInfo>> Client::ListObjects(
+    bool all_principals, const CallOptions& call) {
+  std::vector<ObjectInfo> objects;
+  std::string token;
+  while (true) {
+    grpc::ClientContext context;
+    impl_->Prepare(call, &context);
+    pb::ListObjectsRequest request;
+    request.set_page_size(1000);
+    request.set_page_token(token);
+    request.set_all_principals(all_principals);
+    pb::ListObjectsResponse r;
+    grpc::Status status = impl_->objects->List(&context, request, &r);
+    if (!status.ok()) return FromGrpc(status);
+    for (const pb::Object& o : r.objects()) objects.push_back(FromProto(o));
+    if (r.next_page_token().empty()) break;
+    if (r.next_page_token() == token) {
+      return absl::InternalError(
+          "the daemon returned the same page token twice");
+    }
+    token = r.next_page_token();
+  }
+  return objects;
+}
+
+absl::StatusOr<uint64_t> Client::Write(absl::string_view handle,
+                                       absl::Span<const uint8_t> data,
+                                       uint64_t offset,
+                                       const CallOptions& call) {
+  size_t position = 0;
+  return impl_->WriteFrom(
+      handle, offset,
+      [&](char* buffer, size_t capacity) -> absl::StatusOr<size_t> {
+        size_t n = std::min(capacity, data.size() - position);
+        std::copy_n(data.data() + position, n,
+                    reinterpret_cast<uint8_t*>(buffer));
+        position += n;
+        return n;
+      },
+      call);
+}
+
+absl::StatusOr<uint64_t> Client::Write(absl::string_view handle,
+                                       std::istream& in, uint64_t offset,
+                                       const CallOptions& call) {
+  return impl_->WriteFrom(
+      handle, offset,
+      [&](char* buffer, size_t capacity) -> absl::StatusOr<size_t> {
+        in.read(buffer, static_cast<std::streamsize>(capacity));
+        if (in.bad()) return absl::UnknownError("error reading the input");
+        return static_cast<size_t>(in.gcount());
+      },
+      call);
+}
+
+absl::StatusOr<uint64_t> Client::WriteFromFd(absl::string_view handle, int fd,
+                                             uint64_t offset,
+                                             const CallOptions& call) {
+  return impl_->WriteFrom(
+      handle, offset,
+      [fd](char* buffer, size_t capacity) -> absl::StatusOr<size_t> {
+        while (true) {
+          ssize_t n = ::read(fd, buffer, capacity);
+          if (n >= 0) return static_cast<size_t>(n);
+          if (errno == EINTR) continue;
+          return absl::ErrnoToStatus(errno, "error reading the input");
+        }
+      },
+      call);
+}
+
+absl::StatusOr<uint64_t> Client::ReadChunks(
+    absl::string_view handle, uint64_t offset, uint64_t length,
+    const std::function<absl::Status(absl::Span<const uint8_t>)>& sink,
+    const CallOptions& call) {
+  grpc::ClientContext context;
+  impl_->Prepare(call, &context);
+  pb::ReadRequest request;
+  request.set_handle(std::string(handle));
+  request.set_offset(offset);
+  request.set_length(length);
+  std::unique_ptr<grpc::ClientReader<pb::ReadResponse>> reader =
+      impl_->objects->Read(&context, request);
+  pb::ReadResponse chunk;
+  uint64_t expected = offset;
+  absl::Status local = absl::OkStatus();
+  while (reader->Read(&chunk)) {
+    if (chunk.offset() != expected) {
+      local = absl::InternalError(
+          absl::StrCat("the daemon sent a chunk at offset ", chunk.offset(),
+                       ", expected ", expected));
+      break;
+    }
+    const std::string& data = chunk.data();
+    local = sink(absl::MakeConstSpan(
+        reinterpret_cast<const uint8_t*>(data.data()), data.size()));
+    if (!local.ok()) break;
+    expected += data.size();
+  }
+  if (!local.ok()) {
+    context.TryCancel();
+    (void)reader->Finish();
+    return local;
+  }
+  grpc::Status status = reader->Finish();
+  if (!status.ok()) return FromGrpc(status);
+  if (length != 0 && expected - offset != length) {
+    return absl::InternalError(absl::StrCat("the daemon sent ",
+                                            expected - offset, " bytes of ",
+                                            length, " requested"));
+  }
+  return expected - offset;
+}
+
+absl::StatusOr<std::vector<uint8_t>> Client::Read(absl::string_view handle,
+                                                  uint64_t offset,
+                                                  uint64_t length,
+                                                  const CallOptions& call) {
+  std::vector<uint8_t> bytes;
+  if (length != 0) bytes.reserve(std::min<uint64_t>(length, uint64_t{1} << 30));
+  absl::StatusOr<uint64_t> n = ReadChunks(
+      handle, offset, length,
+      [&](absl::Span<const uint8_t> chunk) {
+        bytes.insert(bytes.end(), chunk.begin(), chunk.end());
+        return absl::OkStatus();
+      },
+      call);
+  if (!n.ok()) return n.status();
+  return bytes;
+}
+
+absl::StatusOr<uint64_t> Client::Read(absl::string_view handle,
+                                      std::ostream& out, uint64_t offset,
+                                      uint64_t length,
+                                      const CallOptions& call) {
+  return ReadChunks(
+      handle, offset, length,
+      [&](absl::Span<const uint8_t> chunk) {
+        out.write(reinterpret_cast<const char*>(chunk.data()),
+                  static_cast<std::streamsize>(chunk.size()));
+        if (!out) return absl::UnknownError("error writing the output");
+        return absl::OkStatus();
+      },
+      call);
+}
+
+absl::StatusOr<uint64_t> Client::ReadToFd(absl::string_view handle, int fd,
+                                          uint64_t offset, uint64_t length,
+                                          const CallOptions& call) {
+  return ReadChunks(
+      handle, offset, length,
+      [fd](absl::Span<const uint8_t> chunk) {
+        const uint8_t* p = chunk.data();
+        size_t left = chunk.size();
+        while (left > 0) {
+          ssize_t n = ::write(fd, p, left);
+          if (n < 0) {
+            if (errno == EINTR) continue;
+            return absl::ErrnoToStatus(errno, "error writing the output");
+          }
+          p += n;
+          left -= static_cast<size_t>(n);
+        }
+        return absl::OkStatus();
+      },
+      call);
+}
+
+absl::StatusOr<SubmitResult> Client::Migrate(absl::string_view handle,
+                                             absl::string_view region,
+                                             bool wait,
+                                             const CallOptions& call) {
+  grpc::ClientContext context;
+  impl_->Prepare(call, &context);
+  pb::MigrateObjectRequest request;
+  request.set_handle(std::string(handle));
+  request.set_region(std::string(region));
+  request.set_wait(wait);
+  pb::MigrateObjectResponse r;
+  grpc::Status status = impl_->objects->Migrate(&context, request, &r);
+  if (!status.ok()) return FromGrpc(status);
+  return MakeSubmitResult(r.fence_id(), r.has_fence(), r.fence());
+}
+
+absl::StatusOr<uint32_t> Client::Pin(absl::string_view handle,
+                                     const CallOptions& call) {
+  grpc::ClientContext context;
+  impl_->Prepare(call, &context);
+  pb::PinObjectRequest request;
+  request.set_handle(std::string(handle));
+  pb::PinObjectResponse r;
+  grpc::Status status = impl_->objects->Pin(&context, request, &r);
+  if (!status.ok()) return FromGrpc(status);
+  return r.pin_count();
+}
+
+absl::StatusOr<uint32_t> Client::Unpin(absl::string_view handle,
+                                       const CallOptions& call) {
+  grpc::ClientContext context;
+  impl_->Prepare(call, &context);
+  pb::UnpinObjectRequest request;
+  request.set_handle(std::string(handle));
+  pb::UnpinObjectResponse r;
+  grpc::Status status = impl_->objects->Unpin(&context, request, &r);
+  if (!status.ok()) return FromGrpc(status);
+  return r.pin_count();
+}
+
+absl::StatusOr<SubmitResult> Client::ExecFill(const FillOptions& options,
+                                              const CallOptions& call) {
+  grpc::ClientContext context;
+  impl_->Prepare(call, &context);
+  pb::ExecRequest request;
+  pb::FillOp* fill = request.mutable_fill();
+  fill->set_handle(options.handle);
+  fill->set_value(options.value);
+  fill->set_offset(options.offset);
+  fill->set_length(options.length);
+  request.set_wait(options.wait);
+  pb::ExecResponse r;
+  grpc::Status status = impl_->objects->Exec(&context, request, &r);
+  if (!status.ok()) return FromGrpc(status);
+  return MakeSubmitResult(r.fence_id(), r.has_fence(), r.fence());
+}
+
+absl::StatusOr<SubmitResult> Client::ExecCopy(const CopyOptions& options,
+                                              const CallOptions& call) {
+  grpc::ClientContext context;
+  impl_->Prepare(call, &context);
+  pb::ExecRequest request;
+  pb::CopyOp* copy = request.mutable_copy();
+  copy->set_src_handle(options.src_handle);
+  copy->set_dst_handle(options.dst_handle);
+  copy->set_src_offset(options.src_offset);
+  copy->set_dst_offset(options.dst_offset);
+  copy->set_length(options.length);
+  request.set_wait(options.wait);
+  pb::ExecResponse r;
+  grpc::Status status = impl_->objects->Exec(&context, request, &r);
+  if (!status.ok()) return FromGrpc(status);
+  return MakeSubmitResult(r.fence_id(), r.has_fence(), r.fence());
+}
+
+absl::StatusOr<ChecksumResult> Client::ExecChecksum(
+    const ChecksumOptions& options, const CallOptions& call) {
+  grpc::ClientContext context;
+  impl_->Prepare(call, &context);
+  pb::ExecRequest request;
+  pb::ChecksumOp* checksum = request.mutable_checksum();
+  checksum->set_handle(options.handle);
+  checksum->set_offset(options.offset);
+  checksum->set_length(options.length);
+  request.set_wait(true);
+  pb::ExecResponse r;
+  grpc::Status status = impl_->objects->Exec(&context, request, &r);
+  if (!status.ok()) return FromGrpc(status);
+  ChecksumResult result;
+  result.fence_id = r.fence_id();
+  result.fence = FromProto(r.fence());
+  if (r.has_checksum()) result.checksum = r.checksum();
+  return result;
+}
+
+// --- FenceService ------------------------------------------------------------
+
+absl::StatusOr<FenceStatus> Client::GetFence(uint64_t fence_id,
+                                             const CallOptions& call) {
+  grpc::ClientContext context;
+  impl_->Prepare(call, &context);
+  pb::GetFenceRequest request;
+  request.set_fence_id(fence_id);
+  pb::FenceStatus r;
+  grpc::Status status = impl_->fences->Get(&context, request, &r);
+  if (!status.ok()) return FromGrpc(status);
+  return FromProto(r);
+}
+
+absl::StatusOr<FenceStatus> Client::WaitFence(uint64_t fence_id,
+                                              absl::Duration timeout,
+                                              const CallOptions& call) {
+  grpc::ClientContext context;
+  pb::WaitFenceRequest request;
+  request.set_fence_id(fence_id);
+  absl::Duration rpc_default = absl::InfiniteDuration();
+  if (timeout < kMaxDeadline && timeout >= absl::ZeroDuration()) {
+    // Round up to a millisecond; at least 1 ms (0 would mean "no timeout").
+    int64_t ms = absl::ToInt64Milliseconds(timeout);
+    if (absl::Milliseconds(ms) < timeout) ++ms;
+    ms = std::clamp<int64_t>(ms, 1, UINT32_MAX);
+    request.set_timeout_ms(static_cast<uint32_t>(ms));
+    rpc_default = absl::Milliseconds(ms) + kWaitGrace;
+  }
+  Apply(call, rpc_default, &context);
+  pb::FenceStatus r;
+  grpc::Status status = impl_->fences->Wait(&context, request, &r);
+  if (!status.ok()) return FromGrpc(status);
+  return FromProto(r);
+}
+
+absl::Status Client::Watch(
+    const WatchOptions& options,
+    const std::function<bool(const WatchEvent&)>& on_event,
+    WatchCanceller* canceller, const CallOptions& call) {
+  grpc::ClientContext context;
+  Apply(call, absl::InfiniteDuration(), &context);
+  pb::WatchRequest request;
+  request.set_handle(options.handle);
+  request.set_all_principals(options.all_principals);
+  for (EventKind kind : options.kinds) request.add_kinds(ToProto(kind));
+
+  std::shared_ptr<WatchCanceller::State> state;
+  if (canceller != nullptr) {
+    state = canceller->state_;
+    absl::MutexLock lock(&state->mu);
+    if (state->cancelled) return absl::OkStatus();
+    state->context = &context;
+  }
+  std::unique_ptr<grpc::ClientReader<pb::Event>> reader =
+      impl_->fences->Watch(&context, request);
+  pb::Event event;
+  bool stopped = false;
+  while (reader->Read(&event)) {
+    if (!on_event(FromProto(event))) {
+      stopped = true;
+      context.TryCancel();
+      break;
+    }
+  }
+  grpc::Status status = reader->Finish();
+  bool cancelled = false;
+  if (state != nullptr) {
+    absl::MutexLock lock(&state->mu);
+    state->context = nullptr;
+    cancelled = state->cancelled;
+  }
+  if (stopped || cancelled) return absl::OkStatus();
+  return FromGrpc(status);
+}
+
+// --- RegionService -----------------------------------------------------------
+
+absl::StatusOr<std::vector<RegionInfo>> Client::ListRegions(
+    const CallOptions& call) {
+  grpc::ClientContext context;
+  impl_->Prepare(call, &context);
+  pb::ListRegionsResponse r;
+  grpc::Status status =
+      impl_->regions->List(&context, pb::ListRegionsRequest(), &r);
+  if (!status.ok()) return FromGrpc(status);
+  std::vector<RegionInfo> regions;
+  for (const pb::Region& region : r.regions()) {
+    regions.push_back(FromProto(region));
+  }
+  return regions;
+}
+
+absl::StatusOr<RegionInfo> Client::GetRegion(absl::string_view name,
+                                             const CallOptions& call) {
+  grpc::ClientContext context;
+  impl_->Prepare(call, &context);
+  pb::GetRegionRequest request;
+  request.set_name(std::string(name));
+  pb::Region r;
+  grpc::Status status = impl_->regions->Get(&context, request, &r);
+  if (!status.ok()) return FromGrpc(status);
+  return FromProto(r);
+}
+
+absl::StatusOr<EvictResult> Client::EvictRegion(absl::string_view name,
+                                                bool wait,
+                                                const CallOptions& call) {
+  grpc::ClientContext context;
+  impl_->Prepare(call, &context);
+  pb::EvictRegionRequest request;
+  request.set_name(std::string(name));
+  request.set_wait(wait);
+  pb::EvictRegionResponse r;
+  grpc::Status status = impl_->regions->Evict(&context, request, &r);
+  if (!status.ok()) return FromGrpc(status);
+  return EvictResult{r.objects_evicted(), r.bytes_evicted(),
+                     r.objects_skipped(), r.last_fence_id()};
+}
+
+// --- FaultService ------------------------------------------------------------
+
+absl::StatusOr<FaultInfo> Client::InjectFault(const FaultSpec& spec,
+                                              const CallOptions& call) {
+  grpc::ClientContext context;
+  impl_->Prepare(call, &context);
+  pb::InjectFaultRequest request;
+  ToProto(spec, request.mutable_spec());
+  pb::Fault r;
+  grpc::Status status = impl_->faults->Inject(&context, request, &r);
+  if (!status.ok()) return FromGrpc(status);
+  return FromProto(r);
+}
+
+absl::StatusOr<uint32_t> Client::ClearFaults(uint64_t id,
+                                             const CallOptions& call) {
+  grpc::ClientContext context;
+  impl_->Prepare(call, &context);
+  pb::ClearFaultsRequest request;
+  if (id == 0) {
+    request.set_all(true);
+  } else {
+    request.set_id(id);
+  }
+  pb::ClearFaultsResponse r;
+  grpc::Status status = impl_->faults->Clear(&context, request, &r);
+  if (!status.ok()) return FromGrpc(status);
+  return r.cleared();
+}
+
+absl::StatusOr<std::vector<FaultInfo>> Client::ListFaults(
+    const CallOptions& call) {
+  grpc::ClientContext context;
+  impl_->Prepare(call, &context);
+  pb::ListFaultsResponse r;
+  grpc::Status status =
+      impl_->faults->List(&context, pb::ListFaultsRequest(), &r);
+  if (!status.ok()) return FromGrpc(status);
+  std::vector<FaultInfo> faults;
+  for (const pb::Fault& f : r.faults()) faults.push_back(FromProto(f));
+  return faults;
+}
+
+}  // namespace gpumig::client

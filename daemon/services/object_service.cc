@@ -1,0 +1,467 @@
+#include "daemon/services/object_service.h"
+
+#include <algorithm>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/types/span.h"
+#include "daemon/log.h"
+#include "daemon/services/convert.h"
+#include "daemon/services/handles.h"
+
+namespace gpumig {
+namespace daemon {
+namespace {
+
+constexpr char kService[] = "/gpumig.v1.ObjectService/";
+constexpr size_t kMaxLabelBytes = 256;
+constexpr uint32_t kDefaultListPage = 100;
+
+std::string M(absl::string_view name) { return absl::StrCat(kService, name); }
+
+bool IsUtf8(absl::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const unsigned char c = s[i];
+    int n = 0;
+    uint32_t cp = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xe0) == 0xc0) {
+      n = 1;
+      cp = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+      n = 2;
+      cp = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+      n = 3;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + n >= s.size()) return false;
+    for (int k = 1; k <= n; ++k) {
+      const unsigned char cc = s[i + k];
+      if ((cc & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    // Overlong forms, surrogates and values past U+10FFFF.
+    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) ||
+        (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+        (cp >= 0xd800 && cp <= 0xdfff)) {
+      return false;
+    }
+    i += n + 1;
+  }
+  return true;
+}
+
+// [offset, offset + length) inside `size`; length 0 means "to the end".
+// Returns the resolved length or OUT_OF_RANGE naming `field`.
+absl::StatusOr<uint64_t> ResolveRange(absl::string_view field, uint64_t size,
+                                      uint64_t offset, uint64_t length) {
+  if (offset > size) {
+    return RangeError(
+        field, absl::StrCat("offset ", offset, " is beyond the object's ", size,
+                            " bytes"));
+  }
+  if (length == 0) return size - offset;
+  if (length > size - offset) {
+    return RangeError(
+        field, absl::StrCat("[", offset, ", +", length,
+                            ") is beyond the object's ", size, " bytes"));
+  }
+  return length;
+}
+
+}  // namespace
+
+grpc::Status ObjectService::Create(grpc::ServerContext* ctx,
+                                   const v1::CreateObjectRequest* req,
+                                   v1::CreateObjectResponse* resp) {
+  return env_->Run(M("Create"), ctx, [&](const Principal& who) -> absl::Status {
+    if (req->size_bytes() == 0) {
+      return FieldError("size_bytes", "must be greater than 0");
+    }
+    if (req->size_bytes() % kPageBytes != 0) {
+      return FieldError(
+          "size_bytes",
+          absl::StrCat(req->size_bytes(), " is not a multiple of 4096"));
+    }
+    if (req->placements().empty()) {
+      return FieldError("placements",
+                        "required: at least one region name, e.g. \"lmem\"");
+    }
+    absl::flat_hash_set<std::string> seen;
+    for (int i = 0; i < req->placements_size(); ++i) {
+      const std::string& name = req->placements(i);
+      const std::string field = absl::StrCat("placements[", i, "]");
+      if (!seen.insert(name).second) {
+        return FieldError(
+            field, absl::StrCat("region \"", name, "\" is listed twice"));
+      }
+      absl::StatusOr<RegionInfo> region = env_->manager().GetRegion(name);
+      if (!region.ok()) {
+        return FieldError(field, absl::StrCat("unknown region \"", name, "\""));
+      }
+      if (req->require_cpu_access() && region->kind == RegionKind::kLmem &&
+          req->size_bytes() > region->aperture) {
+        return FieldError(
+            "size_bytes",
+            absl::StrCat(req->size_bytes(),
+                         " bytes with require_cpu_access "
+                         "exceeds the CPU aperture of ",
+                         name, " (", region->aperture, " bytes)"));
+      }
+    }
+    if (req->label().size() > kMaxLabelBytes) {
+      return FieldError("label", "longer than 256 bytes");
+    }
+    if (!IsUtf8(req->label())) return FieldError("label", "not valid UTF-8");
+
+    MemoryManager::CreateRequest create;
+    create.size = req->size_bytes();
+    create.placements.assign(req->placements().begin(),
+                             req->placements().end());
+    create.require_cpu_access = req->require_cpu_access();
+    create.pin = req->pin();
+    create.label = req->label();
+    absl::StatusOr<MemoryManager::CreateResult> created =
+        env_->manager().CreateObject(who, create);
+    if (!created.ok()) {
+      if (absl::IsResourceExhausted(created.status()) &&
+          absl::StartsWith(created.status().message(), "quota")) {
+        Log(LogLevel::kWarn, "quota_refused")
+            .Kv("principal", who.name)
+            .Kv("size_bytes", req->size_bytes())
+            .Kv("message", created.status().message());
+      }
+      return created.status();
+    }
+    resp->set_fence_id(created->fence_id);
+    absl::StatusOr<ObjectInfo> info =
+        env_->manager().GetObject(who, created->object_id);
+    if (!info.ok()) return info.status();  // Destroyed meanwhile.
+    ObjectToProto(*info, resp->mutable_object());
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status ObjectService::Destroy(grpc::ServerContext* ctx,
+                                    const v1::DestroyObjectRequest* req,
+                                    v1::DestroyObjectResponse* /*resp*/) {
+  return env_->Run(
+      M("Destroy"), ctx, [&](const Principal& who) -> absl::Status {
+        absl::StatusOr<uint64_t> id = ParseHandle("handle", req->handle());
+        if (!id.ok()) return id.status();
+        return env_->manager().DestroyObject(who, *id);
+      });
+}
+
+grpc::Status ObjectService::Get(grpc::ServerContext* ctx,
+                                const v1::GetObjectRequest* req,
+                                v1::Object* resp) {
+  return env_->Run(M("Get"), ctx, [&](const Principal& who) -> absl::Status {
+    absl::StatusOr<uint64_t> id = ParseHandle("handle", req->handle());
+    if (!id.ok()) return id.status();
+    absl::StatusOr<ObjectInfo> info = env_->manager().GetObject(who, *id);
+    if (!info.ok()) return info.status();
+    ObjectToProto(*info, resp);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status ObjectService::List(grpc::ServerContext* ctx,
+                                 const v1::ListObjectsRequest* req,
+                                 v1::ListObjectsResponse* resp) {
+  return env_->Run(M("List"), ctx, [&](const Principal& who) -> absl::Status {
+    if (req->all_principals() && !who.admin) return PermissionDenied();
+    uint64_t after = 0;
+    if (!req->page_token().empty()) {
+      absl::StatusOr<uint64_t> token =
+          ParsePageToken(req->page_token(), req->all_principals());
+      if (!token.ok()) return token.status();
+      after = *token;
+    }
+    const uint32_t page = req->page_size() == 0
+                              ? kDefaultListPage
+                              : std::min(req->page_size(), kMaxListPageSize);
+    std::vector<ObjectInfo> objects =
+        env_->manager().ListObjects(who, req->all_principals());
+    auto it = std::upper_bound(
+        objects.begin(), objects.end(), after,
+        [](uint64_t id, const ObjectInfo& o) { return id < o.id; });
+    uint64_t last = 0;
+    for (; it != objects.end() && resp->objects_size() < static_cast<int>(page);
+         ++it) {
+      ObjectToProto(*it, resp->add_objects());
+      last = it->id;
+    }
+    if (it != objects.end()) {
+      resp->set_next_page_token(FormatPageToken(req->all_principals(), last));
+    }
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status ObjectService::Write(grpc::ServerContext* ctx,
+                                  grpc::ServerReader<v1::WriteRequest>* reader,
+                                  v1::WriteResponse* resp) {
+  return env_->Run(M("Write"), ctx, [&](const Principal& who) -> absl::Status {
+    v1::WriteRequest req;
+    if (!reader->Read(&req)) {
+      return FieldError("handle",
+                        "required in the first message (the "
+                        "stream was empty)");
+    }
+    absl::StatusOr<uint64_t> id = ParseHandle("handle", req.handle());
+    if (!id.ok()) return id.status();
+    absl::StatusOr<ObjectInfo> info = env_->OwnedObject(who, *id);
+    if (!info.ok()) return info.status();
+    const absl::Time deadline = RpcEnv::Deadline(*ctx);
+    uint64_t offset = req.offset();
+    uint64_t written = 0;
+    for (bool first = true;; first = false) {
+      if (!first) {
+        if (!req.handle().empty()) {
+          return FieldError("handle", "set only in the first message");
+        }
+        if (req.offset() != 0) {
+          return FieldError("offset", "set only in the first message");
+        }
+      }
+      const std::string& data = req.data();
+      if (data.size() > kMaxChunkBytes) {
+        return FieldError("data", absl::StrCat("chunk of ", data.size(),
+                                               " bytes exceeds 1 MiB"));
+      }
+      if (offset > info->size || data.size() > info->size - offset) {
+        return RangeError(
+            "offset",
+            absl::StrCat("writing ", data.size(), " bytes at ", offset,
+                         " is beyond the object's ", info->size, " bytes"));
+      }
+      if (!data.empty()) {
+        absl::Status s = env_->manager().Write(
+            who, *id, offset,
+            absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(data.data()),
+                                data.size()),
+            deadline);
+        if (!s.ok()) return s;
+        offset += data.size();
+        written += data.size();
+      }
+      if (!reader->Read(&req)) break;
+    }
+    if (ctx->IsCancelled()) {
+      return absl::CancelledError("the client cancelled the write");
+    }
+    resp->set_bytes_written(written);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status ObjectService::Read(grpc::ServerContext* ctx,
+                                 const v1::ReadRequest* req,
+                                 grpc::ServerWriter<v1::ReadResponse>* writer) {
+  return env_->Run(M("Read"), ctx, [&](const Principal& who) -> absl::Status {
+    if (req->max_chunk_bytes() > kMaxChunkBytes) {
+      return FieldError(
+          "max_chunk_bytes",
+          absl::StrCat(req->max_chunk_bytes(), " exceeds 1 MiB (1048576)"));
+    }
+    absl::StatusOr<uint64_t> id = ParseHandle("handle", req->handle());
+    if (!id.ok()) return id.status();
+    absl::StatusOr<ObjectInfo> info = env_->OwnedObject(who, *id);
+    if (!info.ok()) return info.status();
+    absl::StatusOr<uint64_t> length =
+        ResolveRange("offset", info->size, req->offset(), req->length());
+    if (!length.ok()) return length.status();
+    const uint64_t chunk =
+        req->max_chunk_bytes() == 0 ? kMaxChunkBytes : req->max_chunk_bytes();
+    const absl::Time deadline = RpcEnv::Deadline(*ctx);
+    std::string buffer;
+    uint64_t offset = req->offset();
+    uint64_t left = *length;
+    v1::ReadResponse resp;
+    while (left > 0) {
+      if (ctx->IsCancelled()) {
+        return absl::CancelledError("the client cancelled the read");
+      }
+      const uint64_t n = std::min<uint64_t>(chunk, left);
+      buffer.resize(n);
+      absl::Status s = env_->manager().Read(
+          who, *id, offset,
+          absl::MakeSpan(reinterpret_cast<uint8_t*>(buffer.data()), n),
+          deadline);
+      if (!s.ok()) return s;
+      resp.set_offset(offset);
+      resp.mutable_data()->swap(buffer);
+      if (!writer->Write(resp)) {
+        return absl::CancelledError("the client went away");
+      }
+      resp.mutable_data()->swap(buffer);
+      offset += n;
+      left -= n;
+    }
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status ObjectService::Migrate(grpc::ServerContext* ctx,
+                                    const v1::MigrateObjectRequest* req,
+                                    v1::MigrateObjectResponse* resp) {
+  return env_->Run(
+      M("Migrate"), ctx, [&](const Principal& who) -> absl::Status {
+        absl::StatusOr<uint64_t> id = ParseHandle("handle", req->handle());
+        if (!id.ok()) return id.status();
+        if (req->region().empty()) return FieldError("region", "required");
+        absl::StatusOr<uint64_t> fence =
+            env_->manager().Migrate(who, *id, req->region());
+        if (!fence.ok()) return fence.status();
+        resp->set_fence_id(*fence);
+        if (req->wait()) {
+          absl::StatusOr<FenceInfo> done =
+              env_->WaitForFence(who, *fence, RpcEnv::Deadline(*ctx), ctx);
+          if (!done.ok()) return done.status();
+          FenceToProto(*done, resp->mutable_fence());
+        }
+        return absl::OkStatus();
+      });
+}
+
+grpc::Status ObjectService::Pin(grpc::ServerContext* ctx,
+                                const v1::PinObjectRequest* req,
+                                v1::PinObjectResponse* resp) {
+  return env_->Run(M("Pin"), ctx, [&](const Principal& who) -> absl::Status {
+    absl::StatusOr<uint64_t> id = ParseHandle("handle", req->handle());
+    if (!id.ok()) return id.status();
+    absl::StatusOr<ObjectInfo> info = env_->OwnedObject(who, *id);
+    if (!info.ok()) return info.status();
+    if (info->pin_count >= 0x7fffffff) {
+      return absl::ResourceExhaustedError("the pin count would overflow");
+    }
+    absl::StatusOr<int> count = env_->manager().Pin(who, *id);
+    if (!count.ok()) return count.status();
+    resp->set_pin_count(static_cast<uint32_t>(*count));
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status ObjectService::Unpin(grpc::ServerContext* ctx,
+                                  const v1::UnpinObjectRequest* req,
+                                  v1::UnpinObjectResponse* resp) {
+  return env_->Run(M("Unpin"), ctx, [&](const Principal& who) -> absl::Status {
+    absl::StatusOr<uint64_t> id = ParseHandle("handle", req->handle());
+    if (!id.ok()) return id.status();
+    absl::StatusOr<int> count = env_->manager().Unpin(who, *id);
+    if (!count.ok()) return count.status();
+    resp->set_pin_count(static_cast<uint32_t>(*count));
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status ObjectService::Exec(grpc::ServerContext* ctx,
+                                 const v1::ExecRequest* req,
+                                 v1::ExecResponse* resp) {
+  return env_->Run(M("Exec"), ctx, [&](const Principal& who) -> absl::Status {
+    MemoryManager& m = env_->manager();
+    const absl::Time deadline = RpcEnv::Deadline(*ctx);
+    absl::StatusOr<uint64_t> fence;
+    switch (req->op_case()) {
+      case v1::ExecRequest::kFill: {
+        const v1::FillOp& op = req->fill();
+        absl::StatusOr<uint64_t> id = ParseHandle("fill.handle", op.handle());
+        if (!id.ok()) return id.status();
+        if (op.value() > 255) {
+          return FieldError(
+              "fill.value",
+              absl::StrCat(op.value(), " is not a byte (0..255)"));
+        }
+        absl::StatusOr<ObjectInfo> info = env_->OwnedObject(who, *id);
+        if (!info.ok()) return info.status();
+        absl::StatusOr<uint64_t> length =
+            ResolveRange("fill.offset", info->size, op.offset(), op.length());
+        if (!length.ok()) return length.status();
+        fence = m.ExecFill(who, *id, op.offset(), *length,
+                           static_cast<uint8_t>(op.value()));
+        break;
+      }
+      case v1::ExecRequest::kCopy: {
+        const v1::CopyOp& op = req->copy();
+        absl::StatusOr<uint64_t> src =
+            ParseHandle("copy.src_handle", op.src_handle());
+        if (!src.ok()) return src.status();
+        absl::StatusOr<uint64_t> dst =
+            ParseHandle("copy.dst_handle", op.dst_handle());
+        if (!dst.ok()) return dst.status();
+        absl::StatusOr<ObjectInfo> s_info = env_->OwnedObject(who, *src);
+        if (!s_info.ok()) return s_info.status();
+        absl::StatusOr<ObjectInfo> d_info = env_->OwnedObject(who, *dst);
+        if (!d_info.ok()) return d_info.status();
+        absl::StatusOr<uint64_t> length = ResolveRange(
+            "copy.src_offset", s_info->size, op.src_offset(), op.length());
+        if (!length.ok()) return length.status();
+        if (op.dst_offset() > d_info->size ||
+            *length > d_info->size - op.dst_offset()) {
+          return RangeError("copy.dst_offset",
+                            absl::StrCat("[", op.dst_offset(), ", +", *length,
+                                         ") is beyond the destination's ",
+                                         d_info->size, " bytes"));
+        }
+        if (*src == *dst && op.src_offset() < op.dst_offset() + *length &&
+            op.dst_offset() < op.src_offset() + *length) {
+          return FieldError("copy",
+                            "source and destination ranges of one object "
+                            "overlap");
+        }
+        fence = m.ExecCopy(who, *src, *dst, op.src_offset(), op.dst_offset(),
+                           *length);
+        break;
+      }
+      case v1::ExecRequest::kChecksum: {
+        const v1::ChecksumOp& op = req->checksum();
+        absl::StatusOr<uint64_t> id =
+            ParseHandle("checksum.handle", op.handle());
+        if (!id.ok()) return id.status();
+        absl::StatusOr<ObjectInfo> info = env_->OwnedObject(who, *id);
+        if (!info.ok()) return info.status();
+        absl::StatusOr<uint64_t> length = ResolveRange(
+            "checksum.offset", info->size, op.offset(), op.length());
+        if (!length.ok()) return length.status();
+        absl::StatusOr<MemoryManager::ChecksumResult> sum =
+            m.ExecChecksum(who, *id, op.offset(), *length, deadline);
+        if (!sum.ok()) return sum.status();
+        resp->set_fence_id(sum->fence_id);
+        absl::StatusOr<FenceInfo> done =
+            env_->WaitForFence(who, sum->fence_id, deadline, ctx);
+        if (!done.ok()) return done.status();
+        FenceToProto(*done, resp->mutable_fence());
+        if (sum->error.ok() &&
+            resp->fence().outcome() == v1::FENCE_OUTCOME_BLIT_OK) {
+          resp->set_checksum(sum->checksum);
+        }
+        return absl::OkStatus();
+      }
+      default:
+        return FieldError("op", "required: one of fill, copy, checksum");
+    }
+    if (!fence.ok()) return fence.status();
+    resp->set_fence_id(*fence);
+    if (req->wait()) {
+      absl::StatusOr<FenceInfo> done =
+          env_->WaitForFence(who, *fence, deadline, ctx);
+      if (!done.ok()) return done.status();
+      FenceToProto(*done, resp->mutable_fence());
+    }
+    return absl::OkStatus();
+  });
+}
+
+}  // namespace daemon
+}  // namespace gpumig
