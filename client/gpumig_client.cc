@@ -144,6 +144,10 @@ FenceOutcome FromProto(pb::FenceOutcome v) {
       return FenceOutcome::kUnknownState;
     case pb::FENCE_OUTCOME_FAILED:
       return FenceOutcome::kFailed;
+    case pb::FENCE_OUTCOME_FALLBACK_DEVICE_COPY:
+      return FenceOutcome::kFallbackDeviceCopy;
+    case pb::FENCE_OUTCOME_FALLBACK_DEVICE_CLEAR:
+      return FenceOutcome::kFallbackDeviceClear;
     default:
       return FenceOutcome::kUnspecified;
   }
@@ -461,6 +465,10 @@ const char* FenceOutcomeName(FenceOutcome v) {
       return "UNKNOWN_STATE";
     case FenceOutcome::kFailed:
       return "FAILED";
+    case FenceOutcome::kFallbackDeviceCopy:
+      return "FALLBACK_DEVICE_COPY";
+    case FenceOutcome::kFallbackDeviceClear:
+      return "FALLBACK_DEVICE_CLEAR";
     case FenceOutcome::kUnspecified:
       break;
   }

@@ -70,6 +70,8 @@ enum class FenceOutcome {
   kFallbackClear,
   kUnknownState,
   kFailed,
+  kFallbackDeviceCopy,  // the device's independent path (cuda LMEM)
+  kFallbackDeviceClear,
 };
 enum class ObjectState { kUnspecified, kOk, kUnknown };
 enum class RegionKind { kUnspecified, kLmem, kSmem };

@@ -1459,6 +1459,7 @@ const std::vector<Command>& Commands() {
        "ID [--timeout DUR]",
        "wait for a fence to signal",
        "Prints the fence: outcome (BLIT_OK, FALLBACK_COPY, FALLBACK_CLEAR, "
+       "FALLBACK_DEVICE_COPY, FALLBACK_DEVICE_CLEAR, "
        "UNKNOWN_STATE, FAILED) and error.\nExit 8 if it did not signal in "
        "time, 7 if UNKNOWN_STATE, 12 if FAILED.",
        {{"timeout", "DUR", "how long to wait (default 10s)"}},

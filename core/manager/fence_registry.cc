@@ -83,6 +83,7 @@ FenceInfo FenceRegistry::Snapshot(const Entry& e) {
   }
   if (e.move != nullptr) {
     info.outcome = e.move->outcome.load(std::memory_order_acquire);
+    if (info.signaled) info.engine_error = e.move->engine_error;
     info.src_region = e.move->src_region;
     info.dst_region = e.move->dst_region;
   } else {

@@ -39,7 +39,10 @@ struct FenceInfo {
   uint64_t id = 0;
   FenceKind kind = FenceKind::kMigrate;
   bool signaled = false;
-  absl::Status error;                           // final once signaled
+  absl::Status error;  // final once signaled
+  // What the copy engine reported for a move's blit (signaled moves only):
+  // differs from `error` when a fallback consumed the engine's error.
+  absl::Status engine_error;
   MoveOutcome outcome = MoveOutcome::kPending;  // kPending for Exec
   uint64_t object_id = 0;
   std::string owner;       // principal name

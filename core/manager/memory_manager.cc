@@ -192,6 +192,12 @@ absl::StatusOr<FenceRef> MemoryManager::EvictLocked(
     from->LruRemove(victim->id());
     PlacedLocked(*victim);
     RegisterMove(res->move, FenceKind::kEvict, *victim);
+    // The region timeline's fence, so RegionInfo::last_eviction_fence_id
+    // names something FenceService can report. It belongs to the region,
+    // not to the victim's owner: only admins may query it.
+    fences_created_.fetch_add(1, std::memory_order_relaxed);
+    fences_.Add(res->eviction_fence, FenceKind::kEvict, victim->id(),
+                /*owner=*/"", res->move.record, from->name());
     return res->eviction_fence;
   }
   return last;
@@ -497,6 +503,7 @@ absl::StatusOr<int> MemoryManager::Pin(const Principal& who, uint64_t id) {
   MutexLock lock(&mu_);
   absl::StatusOr<BufferObjectRef> obj = LookupLocked(who, id, true);
   if (!obj.ok()) return obj.status();
+  if (absl::Status s = (*obj)->CheckAccess(); !s.ok()) return s;
   const int count = (*obj)->Pin();
   if (Region* r = (*obj)->region()) r->LruRemove((*obj)->id());
   return count;

@@ -85,6 +85,7 @@ absl::Status RunFailsafe(const FailsafeState& s, const absl::Status& blit) {
     return absl::OkStatus();
   }
   counters.blit_failures.fetch_add(1, std::memory_order_relaxed);
+  s.record->engine_error = blit;
   absl::StatusOr<MoveOutcome> fallback = Fallback(s);
   if (fallback.ok()) {
     CountFallback(counters, *fallback);
@@ -279,6 +280,7 @@ absl::StatusOr<Migrator::Result> Migrator::Move(const BufferObjectRef& obj,
     return Result{std::move(blit), std::move(record)};
   }
   dst_region->counters().blit_failures.fetch_add(1, std::memory_order_relaxed);
+  record->engine_error = blit_error;
   absl::StatusOr<MoveOutcome> fallback = Fallback(*state);
   if (fallback.ok()) {
     CountFallback(dst_region->counters(), *fallback);

@@ -84,6 +84,9 @@ struct MoveRecord {
   // Set when the failsafe work could not be set up and the move ran
   // synchronously.
   std::atomic<bool> synchronous{false};
+  // What the copy engine reported for the blit (OK if it succeeded). Written
+  // before the move's fence signals; read only after observing the signal.
+  absl::Status engine_error;
 };
 
 class Migrator {

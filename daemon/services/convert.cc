@@ -69,6 +69,10 @@ v1::FenceOutcome OutcomeOf(const FenceInfo& info) {
       return v1::FENCE_OUTCOME_FALLBACK_COPY;
     case MoveOutcome::kFallbackClear:
       return v1::FENCE_OUTCOME_FALLBACK_CLEAR;
+    case MoveOutcome::kFallbackDeviceCopy:
+      return v1::FENCE_OUTCOME_FALLBACK_DEVICE_COPY;
+    case MoveOutcome::kFallbackDeviceClear:
+      return v1::FENCE_OUTCOME_FALLBACK_DEVICE_CLEAR;
     case MoveOutcome::kUnknownState:
       return v1::FENCE_OUTCOME_UNKNOWN_STATE;
     case MoveOutcome::kFailed:
@@ -93,18 +97,23 @@ void FenceToProto(const FenceInfo& info, v1::FenceStatus* out) {
     switch (outcome) {
       case v1::FENCE_OUTCOME_FALLBACK_COPY:
       case v1::FENCE_OUTCOME_FALLBACK_CLEAR:
-        // The core keeps only the failsafe fence's (OK) status; the engine's
-        // own error is known to have happened but its text is not recorded.
+      case v1::FENCE_OUTCOME_FALLBACK_DEVICE_COPY:
+      case v1::FENCE_OUTCOME_FALLBACK_DEVICE_CLEAR:
+        // The fallback consumed the engine's error: report what it was.
         out->set_engine_error_code(
-            static_cast<int32_t>(absl::StatusCode::kInternal));
-        out->set_engine_error_message(
-            "the copy engine failed; the CPU fallback did the job");
+            static_cast<int32_t>(info.engine_error.code()));
+        out->set_engine_error_message(std::string(info.engine_error.message()));
         break;
       case v1::FENCE_OUTCOME_UNKNOWN_STATE:
-      case v1::FENCE_OUTCOME_FAILED:
-        out->set_engine_error_code(static_cast<int32_t>(info.error.code()));
-        out->set_engine_error_message(std::string(info.error.message()));
+      case v1::FENCE_OUTCOME_FAILED: {
+        // The engine's own report where the move recorded one, else the
+        // fence's error (Exec, or a fence signalled at shutdown).
+        const absl::Status& engine =
+            info.engine_error.ok() ? info.error : info.engine_error;
+        out->set_engine_error_code(static_cast<int32_t>(engine.code()));
+        out->set_engine_error_message(std::string(engine.message()));
         break;
+      }
       default:
         break;
     }
@@ -123,6 +132,8 @@ v1::EventKind EventKindOf(const FenceInfo& info) {
       return v1::EVENT_KIND_BLIT_OK;
     case v1::FENCE_OUTCOME_FALLBACK_COPY:
     case v1::FENCE_OUTCOME_FALLBACK_CLEAR:
+    case v1::FENCE_OUTCOME_FALLBACK_DEVICE_COPY:
+    case v1::FENCE_OUTCOME_FALLBACK_DEVICE_CLEAR:
       return v1::EVENT_KIND_FALLBACK_TAKEN;
     case v1::FENCE_OUTCOME_UNKNOWN_STATE:
       return v1::EVENT_KIND_UNKNOWN_STATE;

@@ -107,7 +107,7 @@ TEST(ConvertTest, FenceStatusCarriesOutcomeAndErrors) {
   EXPECT_EQ(s.state(), v1::FENCE_STATE_SIGNALED);
   EXPECT_EQ(s.outcome(), v1::FENCE_OUTCOME_UNKNOWN_STATE);
   EXPECT_EQ(s.error_code(), static_cast<int>(absl::StatusCode::kDataLoss));
-  EXPECT_EQ(s.engine_error_code(), s.error_code());
+  EXPECT_EQ(s.engine_error_code(), s.error_code());  // No engine report.
   EXPECT_EQ(s.handle(), "obj-3");
   EXPECT_EQ(s.kind(), v1::FENCE_KIND_MIGRATE);
   EXPECT_EQ(s.signaled_unix_nanos(), 6);
@@ -115,10 +115,13 @@ TEST(ConvertTest, FenceStatusCarriesOutcomeAndErrors) {
 
   f.outcome = MoveOutcome::kFallbackCopy;
   f.error = absl::OkStatus();
+  f.engine_error = absl::InternalError("injected blit failure");
   s.Clear();
   FenceToProto(f, &s);
   EXPECT_EQ(s.error_code(), 0);
-  EXPECT_NE(s.engine_error_code(), 0);
+  EXPECT_EQ(s.engine_error_code(),
+            static_cast<int>(absl::StatusCode::kInternal));
+  EXPECT_EQ(s.engine_error_message(), "injected blit failure");
   EXPECT_EQ(EventKindOf(f), v1::EVENT_KIND_FALLBACK_TAKEN);
 }
 
