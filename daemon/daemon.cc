@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "daemon/device_factory.h"
 #include "daemon/log.h"
+#include "daemon/metrics/manager_snapshot.h"
 #include "daemon/services/self_test.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -148,6 +149,67 @@ absl::Status Daemon::Init() {
   if (health != nullptr) health->SetServingStatus("", true);
   UpdateHealth();
   env_->SetFaultsChangedHook([this] { UpdateHealth(); });
+
+  // Metrics. An endpoint that cannot bind (port taken) is logged and the
+  // daemon serves without it, rather than refusing to start.
+  if (!config_.metrics_address.empty()) {
+    MetricsOptions mo;
+    mo.listen_address = config_.metrics_address;
+    mo.version = kVersion;
+    mo.backend = config_.backend;
+    absl::StatusOr<std::unique_ptr<Metrics>> metrics =
+        Metrics::Create(std::move(mo));
+    if (metrics.ok()) {
+      metrics_ = *std::move(metrics);
+      metrics_->SetSnapshotSource(
+          [mm = manager_.get()] { return TakeSnapshot(*mm); });
+      Metrics* m = metrics_.get();
+      env_->stats().AddObserver([m](absl::string_view method,
+                                    absl::StatusCode code,
+                                    absl::Duration latency) {
+        m->OnRpc(method, static_cast<int>(code), latency);
+      });
+      env_->SetFenceWaitObserver([m](absl::Duration d) { m->OnFenceWait(d); });
+      Log(LogLevel::kInfo, "listening")
+          .Kv("metrics", metrics_->bound_address());
+    } else {
+      Log(LogLevel::kWarn, "metrics_unavailable")
+          .Kv("address", config_.metrics_address)
+          .Kv("error", metrics.status().ToString());
+    }
+  }
+
+  // One log line per failsafe decision that matters: a blit failure rescued
+  // by a fallback, or an object marked unknown-state. The sink runs on the
+  // signalling thread: it formats one line and returns.
+  outcome_sink_ = manager_->fences().Subscribe([](const FenceInfo& f) {
+    switch (f.outcome) {
+      case MoveOutcome::kFallbackCopy:
+      case MoveOutcome::kFallbackClear:
+      case MoveOutcome::kFallbackDeviceCopy:
+      case MoveOutcome::kFallbackDeviceClear:
+        Log(LogLevel::kWarn, "blit_failed")
+            .Kv("fence", f.id)
+            .Kv("kind", FenceKindName(f.kind))
+            .Kv("object", f.object_id)
+            .Kv("src", f.src_region.empty() ? "-" : f.src_region)
+            .Kv("dst", f.dst_region)
+            .Kv("engine_error", f.engine_error.ToString())
+            .Kv("fallback", MoveOutcomeName(f.outcome));
+        break;
+      case MoveOutcome::kUnknownState:
+        Log(LogLevel::kError, "object_unknown_state")
+            .Kv("fence", f.id)
+            .Kv("kind", FenceKindName(f.kind))
+            .Kv("object", f.object_id)
+            .Kv("owner", f.owner)
+            .Kv("dst", f.dst_region)
+            .Kv("error", f.error.ToString());
+        break;
+      default:
+        break;
+    }
+  });
   // Logged before the unix socket accepts, so a client that got in can
   // read the TCP port from the log.
   if (tcp_port != 0) {
@@ -231,6 +293,11 @@ void Daemon::Shutdown(const std::string& reason) {
   stop_housekeeping_.Notify();
   if (housekeeping_.joinable()) housekeeping_.join();
   const ManagerStats stats = manager_->Stats();
+  manager_->fences().Unsubscribe(outcome_sink_);
+  if (metrics_ != nullptr) {
+    metrics_->SetSnapshotSource(nullptr);  // No scrape reads the manager now.
+    metrics_->Stop();
+  }
   // No handler runs any more (Shutdown cancelled what was left and Wait
   // returned), so the manager can go while the server object stays: its
   // destructor may wait for clients to drop their connections.

@@ -34,6 +34,7 @@
 #include "daemon/auth/identity.h"
 #include "daemon/auth/unix_listener.h"
 #include "daemon/config/config.h"
+#include "daemon/metrics/metrics.h"
 #include "daemon/services/daemon_service.h"
 #include "daemon/services/fault_service.h"
 #include "daemon/services/fence_service.h"
@@ -72,6 +73,9 @@ class Daemon {
   const Config config_;
 
   std::unique_ptr<MemoryManager> manager_;
+  // After manager_: destroyed before it (scrapes read the manager).
+  std::unique_ptr<Metrics> metrics_;
+  uint64_t outcome_sink_ = 0;  // FenceRegistry subscription (event logs)
   ConnectionTable connections_;
   std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<RpcEnv> env_;

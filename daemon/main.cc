@@ -36,6 +36,9 @@ ABSL_FLAG(std::string, socket, gpumig::daemon::kDefaultSocketPath,
 ABSL_FLAG(std::string, tcp_listen, "",
           "host:port for the mutual-TLS TCP listener, e.g. 127.0.0.1:7443 "
           "(overrides listeners.tcp.address; needs the three TLS files).");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "host:port of the Prometheus endpoint (overrides metrics_address; "
+          "default 127.0.0.1:9464; \"none\" disables it; port 0 picks one).");
 ABSL_FLAG(std::string, tls_cert, "", "PEM server certificate chain.");
 ABSL_FLAG(std::string, tls_key, "", "PEM server private key.");
 ABSL_FLAG(std::string, tls_client_ca, "",
@@ -120,6 +123,8 @@ int main(int argc, char** argv) {
   overrides.log_level =
       StringOverride(argc, argv, "log_level", FLAGS_log_level);
   overrides.backend = StringOverride(argc, argv, "backend", FLAGS_backend);
+  overrides.metrics_listen =
+      StringOverride(argc, argv, "metrics_listen", FLAGS_metrics_listen);
   if (Given(argc, argv, "enable_fault_injection")) {
     overrides.enable_fault_injection =
         absl::GetFlag(FLAGS_enable_fault_injection);

@@ -151,6 +151,7 @@ void ApplyOverrides(const Overrides& o, DaemonConfig* config) {
   auto* listeners = config->mutable_listeners();
   if (o.socket) listeners->mutable_unix_socket()->set_path(*o.socket);
   if (o.tcp_listen) listeners->mutable_tcp()->set_address(*o.tcp_listen);
+  if (o.metrics_listen) config->set_metrics_address(*o.metrics_listen);
   if (o.tls_cert) listeners->mutable_tcp()->set_tls_cert(*o.tls_cert);
   if (o.tls_key) listeners->mutable_tcp()->set_tls_key(*o.tls_key);
   if (o.tls_client_ca) {
@@ -276,6 +277,21 @@ absl::StatusOr<Config> ValidateConfig(const DaemonConfig& in) {
                       absl::StrCat("no such group ", Quote(out.socket_group)));
   }
 
+  if (in.metrics_address() == "none") {
+    out.metrics_address.clear();
+  } else if (!in.metrics_address().empty()) {
+    out.metrics_address = in.metrics_address();
+    const size_t colon = out.metrics_address.rfind(':');
+    uint32_t port = 0;
+    if (colon == std::string::npos || colon == 0 ||
+        !absl::SimpleAtoi(out.metrics_address.substr(colon + 1), &port) ||
+        port > 65535) {
+      return FieldError("metrics_address",
+                        absl::StrCat(Quote(out.metrics_address),
+                                     " is not host:port (or \"none\")"));
+    }
+  }
+
   const auto& tcp = in.listeners().tcp();
   out.tcp_address = tcp.address();
   out.tls_cert = tcp.tls_cert();
@@ -377,6 +393,7 @@ std::vector<std::pair<std::string, std::string>> Config::Summary() const {
       {"socket_mode", mode},
       {"socket_group", or_dash(socket_group)},
       {"tcp", or_dash(tcp_address)},
+      {"metrics", or_dash(metrics_address)},
       {"admin_group", or_dash(admin_group)},
       {"admin_subjects", absl::StrCat(admin_subjects.size())},
       {"quotas", or_dash(absl::StrJoin(quota_text, ";"))},

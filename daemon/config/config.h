@@ -61,6 +61,7 @@ struct Config {
   uint32_t fence_history = 4096;
   uint32_t work_threads = 2;
   absl::Duration shutdown_grace = absl::Seconds(5);
+  std::string metrics_address = "127.0.0.1:9464";  // "" = no endpoint
 
   // key/value pairs describing the effective config, for the start-up log.
   std::vector<std::pair<std::string, std::string>> Summary() const;
@@ -87,6 +88,7 @@ struct Overrides {
   std::optional<bool> enable_fault_injection;
   std::optional<std::string> log_level;
   std::optional<std::string> backend;
+  std::optional<std::string> metrics_listen;
 };
 void ApplyOverrides(const Overrides& overrides, DaemonConfig* config);
 

@@ -98,6 +98,14 @@ absl::StatusOr<FenceInfo> RpcEnv::WaitForFence(const Principal& who,
   if (!info.ok() || info->signaled) return info;
   absl::StatusOr<FenceRef> fence = manager_->fences().GetFence(fence_id);
   if (!fence.ok()) return fence.status();
+  const absl::Time wait_start = absl::Now();
+  struct Observe {
+    const std::function<void(absl::Duration)>& observer;
+    absl::Time start;
+    ~Observe() {
+      if (observer) observer(absl::Now() - start);
+    }
+  } observe{fence_wait_observer_, wait_start};
   for (;;) {
     const absl::Time now = absl::Now();
     if ((*fence)->WaitUntil(std::min(deadline, now + kPollSlice))) break;

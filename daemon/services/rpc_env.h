@@ -74,6 +74,12 @@ class RpcEnv {
       ABSL_LOCKS_EXCLUDED(hook_mu_);
   void FaultsChanged() ABSL_LOCKS_EXCLUDED(hook_mu_);
 
+  // Called after each fence wait with how long it took (metrics). Set before
+  // serving; must not block.
+  void SetFenceWaitObserver(std::function<void(absl::Duration)> observer) {
+    fence_wait_observer_ = std::move(observer);
+  }
+
   // Watch stream slots. TryAddWatcher is false at max_watchers.
   bool TryAddWatcher();
   void RemoveWatcher();
@@ -104,6 +110,7 @@ class RpcEnv {
   RpcStats stats_;
   std::atomic<bool> draining_{false};
   std::atomic<int> watchers_{0};
+  std::function<void(absl::Duration)> fence_wait_observer_;  // Set once.
 
   absl::Mutex hook_mu_;
   std::function<void()> faults_changed_ ABSL_GUARDED_BY(hook_mu_);
