@@ -161,8 +161,11 @@ absl::Status Daemon::Init() {
         Metrics::Create(std::move(mo));
     if (metrics.ok()) {
       metrics_ = *std::move(metrics);
-      metrics_->SetSnapshotSource(
-          [mm = manager_.get()] { return TakeSnapshot(*mm); });
+      metrics_->SetSnapshotSource([mm = manager_.get(), env = env_.get()] {
+        Snapshot s = TakeSnapshot(*mm);
+        s.watchers = env->watchers();  // Watch streams, not internal sinks.
+        return s;
+      });
       Metrics* m = metrics_.get();
       env_->stats().AddObserver([m](absl::string_view method,
                                     absl::StatusCode code,

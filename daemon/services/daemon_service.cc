@@ -81,7 +81,7 @@ grpc::Status DaemonService::GetStats(grpc::ServerContext* ctx,
     resp->set_fences_pending(s.fences_pending);
     resp->set_fence_history_size(env_->options().fence_history);
     resp->set_fences_created(s.fences_created);
-    resp->set_watchers(s.watchers);
+    resp->set_watchers(env_->watchers());
     resp->set_engine_wedged(s.engine_wedged);
     for (const RegionInfo& r : env_->manager().ListRegions()) {
       RegionToProto(r, resp->add_regions());

@@ -83,6 +83,8 @@ class RpcEnv {
   // Watch stream slots. TryAddWatcher is false at max_watchers.
   bool TryAddWatcher();
   void RemoveWatcher();
+  // Open Watch streams (the daemon's own registry sinks are not counted).
+  int watchers() const { return watchers_.load(std::memory_order_relaxed); }
 
   // The RPC's deadline (InfiniteFuture if none), at most `cap`.
   static absl::Time Deadline(const grpc::ServerContext& ctx,
