@@ -274,7 +274,9 @@ TEST(FailsafeScenarioTest, NewOwnerNeverReadsStaleDataUnderAnyFault) {
         }
       }
     }
-    if (mode == 0) EXPECT_GT(readable, 0);
+    if (mode == 0) {
+      EXPECT_GT(readable, 0);
+    }
   }
 }
 
