@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "core/device/cuda/cuda_device.h"
 #include "core/device/sim_device.h"
 
 namespace gpumig {
@@ -23,8 +24,34 @@ absl::StatusOr<std::unique_ptr<Device>> MakeDevice(const Config& config,
     return std::unique_ptr<Device>(*std::move(device));
   }
   if (config.backend == "cuda") {
-    return absl::UnavailableError(
-        "backend cuda: not available in this build / no GPU");
+    // One LMEM pool (device memory) and one SMEM pool (pinned host memory).
+    // The CPU cannot reach GPU memory here: the LMEM aperture is 0 whatever
+    // the config says (docs/cuda.md).
+    CudaDeviceConfig cuda;
+    int lmem = 0, smem = 0;
+    for (const RegionSpec& r : config.regions) {
+      if (r.lmem) {
+        ++lmem;
+        cuda.lmem_name = r.name;
+        cuda.lmem_bytes = r.size;
+      } else {
+        ++smem;
+        cuda.smem_name = r.name;
+        cuda.smem_bytes = r.size;
+      }
+    }
+    if (lmem != 1 || smem != 1) {
+      return absl::InvalidArgumentError(
+          "regions: backend cuda needs exactly one lmem and one smem region");
+    }
+    absl::StatusOr<std::unique_ptr<CudaDevice>> device =
+        CudaDevice::Create(cuda, faults);
+    if (!device.ok()) {
+      return absl::Status(
+          device.status().code(),
+          absl::StrCat("backend cuda: ", device.status().message()));
+    }
+    return std::unique_ptr<Device>(*std::move(device));
   }
   return absl::InvalidArgumentError(
       absl::StrCat("backend: unknown backend \"", config.backend, "\""));

@@ -1,0 +1,1566 @@
+// CudaDevice, its copy engine and its fallback path: see cuda_device.h.
+//
+// Threads. Submit() (any thread) appends the command's fence to the engine
+// timeline and queues the command, both under mu_, so seqno order is queue
+// order. The engine's *submission thread* pops commands in order and, with no
+// lock held:
+//   1. waits on the host for dependencies that are not this engine's fences
+//      (this engine's own are ordered on the GPU already, see below), then
+//      decides the command's outcome: the first failed dependency's error, an
+//      invalid range, a wedge, shutdown -- or "execute";
+//   2. queues on the command's stream: cudaStreamWaitEvent on the previous
+//      command's event when that ran on the other stream (the global order),
+//      the command's copies or memsets (none for a skipped command), a host
+//      function that signals the fence, and a cudaEventRecord;
+//   3. appends the command's *record* to the in-flight list.
+// The *completion thread* takes records off the in-flight list in order,
+// cudaEventSynchronize()s each one's event -- this is where asynchronous CUDA
+// errors surface -- recycles the event and drops the record.
+//
+// Signalling. Exactly one party signals each fence, decided by an atomic
+// claim on its record. Normally that is the host function, our irq-work
+// analog: it claims, drops the command's table references, publishes a
+// checksum, signals, and returns; it never blocks and never calls CUDA. The
+// completion thread claims a record only (a) when its event reports an error
+// (the host function may then never run), or (b) for a *host record*, one
+// that never reached the GPU: a CUDA call failed while it was being queued,
+// or the engine had already failed. It handles records in list order, after
+// every earlier one has signalled; and before the submission thread queues
+// GPU work behind a host record it waits for that record's fence, so no
+// later host function overtakes it. Fences therefore signal in seqno order.
+// When a claim fails, the completion thread waits for the claimant to finish
+// signalling before it drops the record, so a popped record is always
+// signalled and the engine outlives every claimant.
+//
+// Host-synchronous commands. Checksum, and ReadToHost/WriteFromHost on SMEM,
+// and SMEM-to-SMEM copies need the CPU to touch the bytes (a host-to-host
+// cudaMemcpyAsync is synchronous with respect to the host and is not
+// documented to wait for its stream). The submission thread orders them like
+// any command, cudaStreamSynchronize()s their stream -- every earlier command
+// has then finished -- and moves the bytes by CPU (LMEM through a pinned
+// staging buffer), then queues only the signalling host function.
+//
+// Errors. A CUDA call that fails while a command is queued fails that
+// command with INTERNAL "<call>: <name>: <text>"; the submission thread then
+// synchronises the stream (draining whatever part was queued) and, if that
+// fails too, the context is lost: the engine is *failed* and every later
+// command is a host record failing with "copy engine failed: ...".
+//
+// Shutdown. As the sim's: Shutdown() sets stopping_; commands submitted from
+// then on are queued but marked aborted and signal ABORTED in order. The
+// submission thread exits once its queue is empty; the completion thread
+// once the submission thread has exited and the in-flight list is empty. A
+// command submitted between the two exits becomes a host record; one
+// submitted after both is signalled ABORTED inline.
+#include "core/device/cuda/cuda_device.h"
+
+#include <cuda_runtime_api.h>
+#include <driver_types.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <deque>
+#include <thread>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "core/base/mutex.h"
+#include "core/device/checksum.h"
+#include "core/fence/timeline.h"
+
+namespace gpumig {
+namespace cuda_internal {
+
+// Staging (pinned) for checksums of LMEM, scratch (device) for overlapping
+// copies within one table, bounce (pinned) for the fallback path.
+constexpr uint64_t kStagingBytes = 8ull << 20;
+constexpr uint64_t kScratchBytes = 8ull << 20;
+constexpr uint64_t kBounceBytes = 8ull << 20;
+
+absl::Status CudaStatus(absl::string_view call, cudaError_t error) {
+  return absl::InternalError(absl::StrCat(call, ": ", cudaGetErrorName(error),
+                                          ": ", cudaGetErrorString(error)));
+}
+
+std::string HumanBytes(uint64_t bytes) {
+  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int unit = 0;
+  uint64_t v = bytes;
+  while (unit < 4 && v >= 1024 && v % 1024 == 0) {
+    v /= 1024;
+    ++unit;
+  }
+  return absl::StrCat(v, " ", kUnits[unit]);
+}
+
+// Makes `ordinal` the calling thread's current device; restores the previous
+// one on destruction (CUDA's current device is per thread).
+class ScopedCudaDevice {
+ public:
+  explicit ScopedCudaDevice(int ordinal) {
+    if (cudaGetDevice(&previous_) != cudaSuccess) previous_ = -1;
+    status_ = previous_ == ordinal ? cudaSuccess : cudaSetDevice(ordinal);
+    if (status_ != cudaSuccess || previous_ == ordinal) previous_ = -1;
+  }
+  ScopedCudaDevice(const ScopedCudaDevice&) = delete;
+  ScopedCudaDevice& operator=(const ScopedCudaDevice&) = delete;
+  ~ScopedCudaDevice() {
+    if (previous_ >= 0) (void)cudaSetDevice(previous_);
+  }
+  cudaError_t status() const { return status_; }
+
+ private:
+  int previous_ = -1;
+  cudaError_t status_ = cudaSuccess;
+};
+
+// A CUDA call's failure, to be turned into a Status by the caller.
+struct CudaResult {
+  cudaError_t error = cudaSuccess;
+  const char* call = "";
+  bool ok() const { return error == cudaSuccess; }
+  absl::Status ToStatus() const {
+    return ok() ? absl::OkStatus() : CudaStatus(call, error);
+  }
+};
+
+// Returns CudaResult{error, name} from the enclosing function if the CUDA
+// call `expr` fails.
+#define GPUMIG_CUDA_TRY(name, expr)                                         \
+  do {                                                                      \
+    const cudaError_t gpumig_cuda_error_ = (expr);                          \
+    if (gpumig_cuda_error_ != cudaSuccess) {                                \
+      return ::gpumig::cuda_internal::CudaResult{gpumig_cuda_error_, name}; \
+    }                                                                       \
+  } while (0)
+
+// The memory of one CudaDevice. Constant after construction.
+struct CudaMemory {
+  int ordinal = 0;
+  Region* lmem = nullptr;
+  Region* smem = nullptr;
+  uint8_t* lmem_base = nullptr;    // device pointer
+  uint8_t* smem_host = nullptr;    // pinned host pointer
+  uint8_t* smem_device = nullptr;  // the same memory, mapped for the device
+
+  bool Owns(const Region* r) const {
+    return r != nullptr && (r == lmem || r == smem);
+  }
+  bool IsLmem(const Region* r) const { return r == lmem; }
+  // The address cudaMemcpyAsync takes: device pointer for LMEM, host pointer
+  // for SMEM (with an explicit cudaMemcpyKind).
+  uint8_t* CopyAddress(const Region* r, uint64_t offset) const {
+    return (r == lmem ? lmem_base : smem_host) + offset;
+  }
+  // The address cudaMemsetAsync takes (memset of pinned host memory is
+  // supported through its mapped device address).
+  uint8_t* DeviceAddress(const Region* r, uint64_t offset) const {
+    return (r == lmem ? lmem_base : smem_device) + offset;
+  }
+};
+
+cudaMemcpyKind KindOf(bool src_lmem, bool dst_lmem) {
+  if (src_lmem)
+    return dst_lmem ? cudaMemcpyDeviceToDevice : cudaMemcpyDeviceToHost;
+  return dst_lmem ? cudaMemcpyHostToDevice : cudaMemcpyHostToHost;
+}
+
+// One contiguous run of a table, by region offset.
+struct Piece {
+  uint64_t offset = 0;
+  uint64_t size = 0;
+};
+
+std::vector<Piece> PiecesOf(const SgTable& table, uint64_t offset,
+                            uint64_t length) {
+  std::vector<Piece> pieces;
+  table.ForEachRange(offset, length,
+                     [&](uint64_t region_offset, uint64_t n, uint64_t) {
+                       pieces.push_back({region_offset, n});
+                     });
+  return pieces;
+}
+
+// Calls fn(src_region_offset, dst_region_offset, n) over two piece lists of
+// equal total length, splitting at both lists' boundaries; stops at the first
+// failure fn returns.
+template <typename Fn>
+CudaResult ForEachPair(const std::vector<Piece>& src,
+                       const std::vector<Piece>& dst, Fn&& fn) {
+  size_t i = 0, j = 0;
+  uint64_t si = 0, dj = 0;
+  while (i < src.size() && j < dst.size()) {
+    const uint64_t n = std::min<uint64_t>(src[i].size - si, dst[j].size - dj);
+    CudaResult r = fn(src[i].offset + si, dst[j].offset + dj, n);
+    if (!r.ok()) return r;
+    si += n;
+    dj += n;
+    if (si == src[i].size) {
+      ++i;
+      si = 0;
+    }
+    if (dj == dst[j].size) {
+      ++j;
+      dj = 0;
+    }
+  }
+  return {};
+}
+
+absl::Status CheckTable(const CudaMemory& memory, const SgTable* table,
+                        uint64_t offset, uint64_t length,
+                        absl::string_view what) {
+  if (table == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " table is null"));
+  }
+  if (!memory.Owns(table->region())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " table belongs to a region of another device"));
+  }
+  if (offset > table->size() || length > table->size() - offset) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, " range [", offset, ", ", offset, " + ", length,
+                     ") is outside the table (", table->size(), " bytes)"));
+  }
+  return absl::OkStatus();
+}
+
+bool RangesOverlap(uint64_t a, uint64_t b, uint64_t length) {
+  return length > 0 && a < b + length && b < a + length;
+}
+
+// Set while a thread signals one of an engine's fences (host function or
+// completion thread) and on the engine's own threads: Shutdown() there only
+// stops the engine, it cannot wait for itself.
+thread_local const void* tls_engine_thread = nullptr;
+
+class ScopedEngineThread {
+ public:
+  explicit ScopedEngineThread(const void* engine)
+      : previous_(tls_engine_thread) {
+    tls_engine_thread = engine;
+  }
+  ScopedEngineThread(const ScopedEngineThread&) = delete;
+  ScopedEngineThread& operator=(const ScopedEngineThread&) = delete;
+  ~ScopedEngineThread() { tls_engine_thread = previous_; }
+
+ private:
+  const void* const previous_;
+};
+
+enum class Op { kCopy, kFill, kChecksum, kRead, kWrite };
+
+struct Command {
+  Op op = Op::kCopy;
+  FenceRef fence;
+  CopyEngine::Deps deps;
+  SgTableRef src;
+  SgTableRef dst;
+  uint64_t src_offset = 0;
+  uint64_t dst_offset = 0;
+  uint64_t length = 0;
+  uint8_t value = 0;
+  bool inject_failure = false;
+  std::shared_ptr<uint64_t> result;
+  uint8_t* host_dst = nullptr;
+  const uint8_t* host_src = nullptr;
+  // Submitted after Shutdown() began: signalled ABORTED, not executed.
+  bool aborted = false;
+};
+
+class CudaCopyEngine;
+
+// A command on its way to its signal. Fields are written by the submission
+// thread and published by `ready` (release) before the record is handed to
+// a host function or the in-flight list; afterwards only `claimed`, `done`
+// and the claimant's moves out of `cmd` change.
+struct Record {
+  enum class Kind {
+    kGpu,   // host function + event queued; the host function signals
+    kHost,  // never reached the GPU; the completion thread signals `decided`
+    kDone,  // host function queued and known to have run; nothing to wait
+    kLost,  // host function queued, no event, context lost: signal `lost`
+  };
+  CudaCopyEngine* engine = nullptr;
+  uint64_t seqno = 0;
+  Kind kind = Kind::kHost;
+  cudaEvent_t event = nullptr;
+  absl::Status decided;  // what the fence signals with
+  absl::Status lost;     // kLost
+  uint64_t checksum = 0;
+  Command cmd;
+  std::atomic<bool> ready{false};
+  std::atomic<bool> claimed{false};
+  std::atomic<bool> done{false};  // the claimant has signalled
+  // The host function's reference (kGpu, kLost), which it deletes when it
+  // runs. Only its address is used by anyone else (ParkForever).
+  void* holder = nullptr;
+  // The command's fence, for the submission thread to wait on (cmd.fence is
+  // moved out by whoever signals). Set before publication.
+  FenceRef fence_for_waiters;
+};
+
+void CUDART_CB SignalFromHostFunction(void* user_data);
+
+// Keeps `holder` (a host function's reference to its record) reachable for
+// the life of the process. After a lost context a host function may never
+// run -- or run late, when nobody may free what it touches. A few hundred
+// bytes per command in flight when the context was lost.
+void ParkForever(void* holder) {
+  static absl::Mutex* mu = new absl::Mutex();
+  static std::vector<void*>* parked = new std::vector<void*>();
+  MutexLock lock(mu);
+  parked->push_back(holder);
+}
+
+// The copy engine: see the file comment.
+//
+// Thread-safe. Shutdown() from a fence callback of this engine only stops it.
+class CudaCopyEngine : public CopyEngine {
+ public:
+  static absl::StatusOr<std::unique_ptr<CudaCopyEngine>> Create(
+      const CudaMemory* memory, FaultInjector* faults) {
+    std::unique_ptr<CudaCopyEngine> engine(new CudaCopyEngine(memory, faults));
+    ScopedCudaDevice device(memory->ordinal);
+    if (device.status() != cudaSuccess) {
+      return CudaStatus("cudaSetDevice", device.status());
+    }
+    int least = 0, greatest = 0;
+    cudaError_t e = cudaDeviceGetStreamPriorityRange(&least, &greatest);
+    if (e != cudaSuccess) {
+      return CudaStatus("cudaDeviceGetStreamPriorityRange", e);
+    }
+    for (cudaStream_t& stream : engine->streams_) {
+      e = cudaStreamCreateWithPriority(&stream, cudaStreamNonBlocking, least);
+      if (e != cudaSuccess) {
+        stream = nullptr;
+        return CudaStatus("cudaStreamCreateWithPriority", e);
+      }
+    }
+    void* staging = nullptr;
+    e = cudaHostAlloc(&staging, kStagingBytes, cudaHostAllocPortable);
+    if (e != cudaSuccess) return CudaStatus("cudaHostAlloc(staging)", e);
+    engine->staging_ = static_cast<uint8_t*>(staging);
+    void* scratch = nullptr;
+    e = cudaMalloc(&scratch, kScratchBytes);
+    if (e != cudaSuccess) return CudaStatus("cudaMalloc(scratch)", e);
+    engine->scratch_ = static_cast<uint8_t*>(scratch);
+    engine->Start();
+    return engine;
+  }
+
+  ~CudaCopyEngine() override {
+    Shutdown();
+    ScopedCudaDevice device(memory_->ordinal);
+    for (cudaStream_t stream : streams_) {
+      if (stream == nullptr) continue;
+      (void)cudaStreamSynchronize(stream);
+      (void)cudaStreamDestroy(stream);
+    }
+    {
+      MutexLock lock(&events_mu_);
+      for (cudaEvent_t event : free_events_) (void)cudaEventDestroy(event);
+      free_events_.clear();
+    }
+    if (staging_ != nullptr) (void)cudaFreeHost(staging_);
+    if (scratch_ != nullptr) (void)cudaFree(scratch_);
+  }
+
+  FenceRef Copy(SgTableRef src, uint64_t src_offset, SgTableRef dst,
+                uint64_t dst_offset, uint64_t length, Deps deps,
+                bool inject_failure) override {
+    Command cmd;
+    cmd.op = Op::kCopy;
+    cmd.src = std::move(src);
+    cmd.src_offset = src_offset;
+    cmd.dst = std::move(dst);
+    cmd.dst_offset = dst_offset;
+    cmd.length = length;
+    cmd.deps = std::move(deps);
+    cmd.inject_failure = inject_failure;
+    return Submit(std::move(cmd), "cuda-copy");
+  }
+
+  FenceRef Fill(SgTableRef dst, uint64_t offset, uint64_t length, uint8_t value,
+                Deps deps, bool inject_failure) override {
+    Command cmd;
+    cmd.op = Op::kFill;
+    cmd.dst = std::move(dst);
+    cmd.dst_offset = offset;
+    cmd.length = length;
+    cmd.value = value;
+    cmd.deps = std::move(deps);
+    cmd.inject_failure = inject_failure;
+    return Submit(std::move(cmd), "cuda-fill");
+  }
+
+  FenceRef Checksum(SgTableRef src, uint64_t offset, uint64_t length,
+                    std::shared_ptr<uint64_t> result, Deps deps) override {
+    Command cmd;
+    cmd.op = Op::kChecksum;
+    cmd.src = std::move(src);
+    cmd.src_offset = offset;
+    cmd.length = length;
+    cmd.result = std::move(result);
+    cmd.deps = std::move(deps);
+    return Submit(std::move(cmd), "cuda-checksum");
+  }
+
+  FenceRef ReadToHost(SgTableRef src, uint64_t offset, uint64_t length,
+                      uint8_t* host, Deps deps) override {
+    Command cmd;
+    cmd.op = Op::kRead;
+    cmd.src = std::move(src);
+    cmd.src_offset = offset;
+    cmd.length = length;
+    cmd.host_dst = host;
+    cmd.deps = std::move(deps);
+    return Submit(std::move(cmd), "cuda-read");
+  }
+
+  FenceRef WriteFromHost(const uint8_t* host, SgTableRef dst, uint64_t offset,
+                         uint64_t length, Deps deps) override {
+    Command cmd;
+    cmd.op = Op::kWrite;
+    cmd.host_src = host;
+    cmd.dst = std::move(dst);
+    cmd.dst_offset = offset;
+    cmd.length = length;
+    cmd.deps = std::move(deps);
+    return Submit(std::move(cmd), "cuda-write");
+  }
+
+  uint64_t inflight() const override {
+    // Read signalled first: both only grow, so this never underflows.
+    const uint64_t signalled = signalled_.load(std::memory_order_acquire);
+    const uint64_t submitted = submitted_.load(std::memory_order_acquire);
+    return submitted - signalled;
+  }
+
+  void Shutdown() ABSL_LOCKS_EXCLUDED(mu_, join_mu_) {
+    {
+      MutexLock lock(&mu_);
+      stopping_ = true;
+      work_cv_.SignalAll();
+      // From one of this engine's signalling contexts: it cannot wait for
+      // itself. The threads drain and exit; the destructor joins them.
+      if (tls_engine_thread == this) return;
+    }
+    MutexLock lock(&join_mu_);
+    if (submission_thread_.joinable()) submission_thread_.join();
+    if (completion_thread_.joinable()) completion_thread_.join();
+  }
+
+  absl::Status failed() const ABSL_LOCKS_EXCLUDED(mu_) {
+    MutexLock lock(&mu_);
+    return failed_;
+  }
+
+  // Claims `record` for signalling; true if this caller won.
+  static bool Claim(Record& record) {
+    return !record.claimed.exchange(true, std::memory_order_acq_rel);
+  }
+
+  // Signals the claimed `record` with `status`: drops the command's
+  // references first (a waiter that sees the fence signalled sees them
+  // gone), publishes a checksum on success. Never blocks, never calls CUDA.
+  void Complete(Record& record, absl::Status status) {
+    (void)record.ready.load(std::memory_order_acquire);
+    ScopedEngineThread scope(this);
+    Command cmd = std::move(record.cmd);
+    FenceRef fence = std::move(cmd.fence);
+    if (status.ok() && cmd.result != nullptr) *cmd.result = record.checksum;
+    { Command dropped = std::move(cmd); }
+    signalled_.fetch_add(1, std::memory_order_acq_rel);
+    // Only this engine signals its fences, once each.
+    fence->SignalWithError(std::move(status)).IgnoreError();
+    record.done.store(true, std::memory_order_release);
+  }
+
+ private:
+  enum StreamId { kToDevice = 0, kToHost = 1 };
+
+  CudaCopyEngine(const CudaMemory* memory, FaultInjector* faults)
+      : memory_(memory), faults_(faults), timeline_("cuda-copy-engine") {}
+
+  void Start() {
+    MutexLock lock(&join_mu_);
+    submission_thread_ = std::thread([this] { RunSubmission(); });
+    completion_thread_ = std::thread([this] { RunCompletion(); });
+  }
+
+  static absl::Status ShutDownError() {
+    return absl::AbortedError("device shut down");
+  }
+
+  FenceRef Submit(Command cmd, absl::string_view name)
+      ABSL_LOCKS_EXCLUDED(mu_) {
+    FenceRef fence;
+    bool abort_inline = false;
+    {
+      MutexLock lock(&mu_);
+      fence = timeline_.Append(name).fence;
+      submitted_.fetch_add(1, std::memory_order_acq_rel);
+      cmd.fence = fence;
+      if (completion_exited_) {
+        abort_inline = true;
+      } else if (submission_exited_) {
+        // Nobody will queue it: straight to the completion thread, which
+        // signals it after everything ahead of it.
+        auto record = std::make_shared<Record>();
+        record->engine = this;
+        record->seqno = fence->seqno();
+        record->kind = Record::Kind::kHost;
+        record->decided = ShutDownError();
+        record->cmd = std::move(cmd);
+        record->ready.store(true, std::memory_order_release);
+        inflight_.push_back(std::move(record));
+        completion_cv_.Signal();
+      } else {
+        cmd.aborted = stopping_;
+        queue_.push_back(std::move(cmd));
+        work_cv_.Signal();
+      }
+    }
+    if (abort_inline) {
+      { Command dropped = std::move(cmd); }
+      signalled_.fetch_add(1, std::memory_order_acq_rel);
+      fence->SignalWithError(ShutDownError()).IgnoreError();
+    }
+    return fence;
+  }
+
+  // ---- Submission thread -------------------------------------------------
+
+  void RunSubmission() ABSL_LOCKS_EXCLUDED(mu_) {
+    ScopedEngineThread scope(this);
+    const cudaError_t e = cudaSetDevice(memory_->ordinal);
+    if (e != cudaSuccess) MarkFailed(CudaStatus("cudaSetDevice", e));
+    for (;;) {
+      Command cmd;
+      {
+        MutexLock lock(&mu_);
+        while (queue_.empty() && !stopping_) CondVarWait(&work_cv_, &mu_);
+        if (queue_.empty()) {
+          submission_exited_ = true;
+          completion_cv_.SignalAll();
+          return;
+        }
+        cmd = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      Process(std::move(cmd));
+    }
+  }
+
+  void Process(Command cmd) ABSL_LOCKS_EXCLUDED(mu_) {
+    auto record = std::make_shared<Record>();
+    record->engine = this;
+    record->seqno = cmd.fence->seqno();
+    absl::Status status = cmd.aborted ? ShutDownError() : Decide(cmd);
+    {
+      MutexLock lock(&mu_);
+      if (!failed_.ok()) {
+        if (status.ok()) status = failed_;
+        record->cmd = std::move(cmd);
+        PushHostRecordLocked(std::move(record), std::move(status));
+        return;
+      }
+    }
+    // Nothing queued after a host record may signal before it does.
+    if (last_host_record_ != nullptr) {
+      WaitUntilSignalled(*last_host_record_);
+      last_host_record_.reset();
+    }
+
+    const StreamId id = ChooseStream(cmd);
+    cudaStream_t stream = streams_[id];
+    if (previous_event_ != nullptr && previous_stream_ != id) {
+      const cudaError_t e = cudaStreamWaitEvent(stream, previous_event_, 0);
+      if (e != cudaSuccess) {
+        record->cmd = std::move(cmd);
+        QueueFailed(std::move(record), id, {e, "cudaStreamWaitEvent"});
+        return;
+      }
+    }
+    if (status.ok()) {
+      if (cmd.inject_failure && (cmd.op == Op::kCopy || cmd.op == Op::kFill)) {
+        // i915's fail_gpu_migration: a "copy" clears its destination, a
+        // fill does nothing; both report failure.
+        status = absl::InternalError("injected blit failure");
+      }
+      const CudaResult r = Execute(cmd, stream, &record->checksum);
+      if (!r.ok()) {
+        record->cmd = std::move(cmd);
+        QueueFailed(std::move(record), id, r);
+        return;
+      }
+    }
+
+    record->decided = std::move(status);
+    record->cmd = std::move(cmd);
+    cudaEvent_t event = nullptr;
+    if (const CudaResult r = GetEvent(&event); !r.ok()) {
+      QueueFailed(std::move(record), id, r);
+      return;
+    }
+    auto* holder = new std::shared_ptr<Record>(record);
+    record->holder = holder;
+    record->ready.store(true, std::memory_order_release);
+    cudaError_t e = cudaLaunchHostFunc(stream, &SignalFromHostFunction, holder);
+    if (e != cudaSuccess) {
+      delete holder;
+      PutEvent(event);
+      QueueFailed(std::move(record), id, {e, "cudaLaunchHostFunc"});
+      return;
+    }
+    e = cudaEventRecord(event, stream);
+    if (e != cudaSuccess) {
+      // The host function is queued and signals; without an event, wait for
+      // it here instead of on the completion thread.
+      (void)cudaGetLastError();
+      (void)cudaEventDestroy(event);
+      const cudaError_t sync = cudaStreamSynchronize(stream);
+      MutexLock lock(&mu_);
+      if (sync == cudaSuccess) {
+        record->kind = Record::Kind::kDone;
+      } else {
+        record->kind = Record::Kind::kLost;
+        record->lost = CudaStatus("cudaEventRecord", e);
+        MarkFailedLocked(CudaStatus("cudaStreamSynchronize", sync));
+      }
+      inflight_.push_back(std::move(record));
+      completion_cv_.Signal();
+      previous_event_ = nullptr;
+      return;
+    }
+    record->kind = Record::Kind::kGpu;
+    record->event = event;
+    previous_event_ = event;
+    previous_stream_ = id;
+    MutexLock lock(&mu_);
+    inflight_.push_back(std::move(record));
+    completion_cv_.Signal();
+  }
+
+  // Waits for foreign dependencies and decides whether `cmd` executes: OK,
+  // or the error its fence signals with instead.
+  absl::Status Decide(Command& cmd) ABSL_LOCKS_EXCLUDED(mu_) {
+    // Like a GPU waiting on semaphores: wait for every foreign dependency
+    // (even after one failed, so nothing that depends on this fence can
+    // overtake them). This engine's own fences are earlier in the global
+    // order already.
+    for (const FenceRef& dep : cmd.deps) {
+      if (dep != nullptr && !IsOwn(*dep)) dep->Wait();
+    }
+    for (const FenceRef& dep : cmd.deps) {
+      if (dep == nullptr) continue;
+      absl::Status error = IsOwn(*dep) ? OwnFenceError(*dep) : dep->error();
+      if (!error.ok()) return error;
+    }
+    if (absl::Status valid = Validate(cmd); !valid.ok()) return valid;
+
+    // Fault scope: the region the command writes (reads, for commands that
+    // write only host memory).
+    const bool reads_only = cmd.op == Op::kChecksum || cmd.op == Op::kRead;
+    const std::string& scope =
+        (reads_only ? cmd.src : cmd.dst)->region()->name();
+    if (faults_ != nullptr) {
+      if (faults_->EngineWedged(scope)) {
+        return absl::InternalError("copy engine wedged");
+      }
+      const absl::Duration latency = faults_->EngineLatency(scope);
+      // Simulated hardware latency, not synchronisation.
+      if (latency > absl::ZeroDuration()) absl::SleepFor(latency);
+    }
+    return absl::OkStatus();
+  }
+
+  bool IsOwn(const Fence& fence) const {
+    return fence.context() == timeline_.context();
+  }
+
+  // The error `fence` (one of ours, submitted earlier) signals or will
+  // signal as far as the submission thread decided it.
+  absl::Status OwnFenceError(const Fence& fence) ABSL_LOCKS_EXCLUDED(mu_) {
+    if (fence.IsSignaled()) return fence.error();
+    {
+      MutexLock lock(&mu_);
+      // Seqnos increase along the list.
+      auto it =
+          std::lower_bound(inflight_.begin(), inflight_.end(), fence.seqno(),
+                           [](const std::shared_ptr<Record>& r,
+                              uint64_t seqno) { return r->seqno < seqno; });
+      if (it != inflight_.end() && (*it)->seqno == fence.seqno()) {
+        return (*it)->kind == Record::Kind::kLost ? (*it)->lost
+                                                  : (*it)->decided;
+      }
+    }
+    // Off the list: the completion thread signalled it.
+    fence.Wait();
+    return fence.error();
+  }
+
+  absl::Status Validate(const Command& cmd) const {
+    absl::Status s;
+    switch (cmd.op) {
+      case Op::kCopy:
+        s = CheckTable(*memory_, cmd.src.get(), cmd.src_offset, cmd.length,
+                       "source");
+        if (s.ok()) {
+          s = CheckTable(*memory_, cmd.dst.get(), cmd.dst_offset, cmd.length,
+                         "destination");
+        }
+        return s;
+      case Op::kFill:
+        return CheckTable(*memory_, cmd.dst.get(), cmd.dst_offset, cmd.length,
+                          "destination");
+      case Op::kChecksum:
+        s = CheckTable(*memory_, cmd.src.get(), cmd.src_offset, cmd.length,
+                       "source");
+        if (s.ok() && cmd.result == nullptr) {
+          s = absl::InvalidArgumentError("checksum result is null");
+        }
+        return s;
+      case Op::kRead:
+        s = CheckTable(*memory_, cmd.src.get(), cmd.src_offset, cmd.length,
+                       "source");
+        if (s.ok() && cmd.length > 0 && cmd.host_dst == nullptr) {
+          s = absl::InvalidArgumentError("host buffer is null");
+        }
+        return s;
+      case Op::kWrite:
+        s = CheckTable(*memory_, cmd.dst.get(), cmd.dst_offset, cmd.length,
+                       "destination");
+        if (s.ok() && cmd.length > 0 && cmd.host_src == nullptr) {
+          s = absl::InvalidArgumentError("host buffer is null");
+        }
+        return s;
+    }
+    return absl::InternalError("unknown engine command");
+  }
+
+  // Writes into LMEM go on the to-device stream; everything else (writes
+  // into SMEM or host memory) on the to-host stream.
+  StreamId ChooseStream(const Command& cmd) const {
+    const bool writes_table =
+        cmd.op == Op::kCopy || cmd.op == Op::kFill || cmd.op == Op::kWrite;
+    if (writes_table && cmd.dst != nullptr &&
+        memory_->IsLmem(cmd.dst->region())) {
+      return kToDevice;
+    }
+    return kToHost;
+  }
+
+  // Queues (or, for host-synchronous commands, performs) the work of a
+  // command that executes. With inject_failure a copy clears its
+  // destination and a fill does nothing.
+  CudaResult Execute(const Command& cmd, cudaStream_t stream,
+                     uint64_t* checksum) {
+    switch (cmd.op) {
+      case Op::kCopy:
+        if (cmd.inject_failure) {
+          return Memset(*cmd.dst, cmd.dst_offset, cmd.length, 0, stream);
+        }
+        return CopyTables(*cmd.src, cmd.src_offset, *cmd.dst, cmd.dst_offset,
+                          cmd.length, stream);
+      case Op::kFill:
+        if (cmd.inject_failure) return {};
+        return Memset(*cmd.dst, cmd.dst_offset, cmd.length, cmd.value, stream);
+      case Op::kChecksum:
+        return HostChecksum(*cmd.src, cmd.src_offset, cmd.length, stream,
+                            checksum);
+      case Op::kRead:
+        return Read(*cmd.src, cmd.src_offset, cmd.length, cmd.host_dst, stream);
+      case Op::kWrite:
+        return Write(cmd.host_src, *cmd.dst, cmd.dst_offset, cmd.length,
+                     stream);
+    }
+    return {cudaErrorInvalidValue, "unknown engine command"};
+  }
+
+  CudaResult Memset(const SgTable& dst, uint64_t offset, uint64_t length,
+                    uint8_t value, cudaStream_t stream) {
+    for (const Piece& p : PiecesOf(dst, offset, length)) {
+      GPUMIG_CUDA_TRY(
+          "cudaMemsetAsync",
+          cudaMemsetAsync(memory_->DeviceAddress(dst.region(), p.offset), value,
+                          p.size, stream));
+    }
+    return {};
+  }
+
+  // One cudaMemcpyAsync per run that is contiguous on both sides (adjacent
+  // blocks are merged by ForEachRange).
+  CudaResult CopyTables(const SgTable& src, uint64_t src_offset,
+                        const SgTable& dst, uint64_t dst_offset,
+                        uint64_t length, cudaStream_t stream) {
+    const bool src_lmem = memory_->IsLmem(src.region());
+    const bool dst_lmem = memory_->IsLmem(dst.region());
+    if (&src == &dst && src_offset == dst_offset) return {};  // a no-op
+    if (!src_lmem && !dst_lmem) {
+      return HostCopy(src, src_offset, dst, dst_offset, length, stream);
+    }
+    if (&src == &dst && RangesOverlap(src_offset, dst_offset, length)) {
+      return CopyOverlapping(src, src_offset, dst_offset, length, stream);
+    }
+    const cudaMemcpyKind kind = KindOf(src_lmem, dst_lmem);
+    return ForEachPair(
+        PiecesOf(src, src_offset, length), PiecesOf(dst, dst_offset, length),
+        [&](uint64_t s, uint64_t d, uint64_t n) -> CudaResult {
+          GPUMIG_CUDA_TRY("cudaMemcpyAsync",
+                          cudaMemcpyAsync(memory_->CopyAddress(dst.region(), d),
+                                          memory_->CopyAddress(src.region(), s),
+                                          n, kind, stream));
+          return {};
+        });
+  }
+
+  // memmove within one LMEM table, through the device scratch buffer: in
+  // chunks, front to back when moving down, back to front when moving up, so
+  // no chunk is overwritten before it has been read.
+  CudaResult CopyOverlapping(const SgTable& table, uint64_t src_offset,
+                             uint64_t dst_offset, uint64_t length,
+                             cudaStream_t stream) {
+    const bool forward = dst_offset < src_offset;
+    for (uint64_t done = 0; done < length;) {
+      const uint64_t n = std::min<uint64_t>(kScratchBytes, length - done);
+      const uint64_t pos = forward ? done : length - done - n;
+      uint64_t at = 0;
+      for (const Piece& p : PiecesOf(table, src_offset + pos, n)) {
+        GPUMIG_CUDA_TRY(
+            "cudaMemcpyAsync",
+            cudaMemcpyAsync(scratch_ + at,
+                            memory_->CopyAddress(table.region(), p.offset),
+                            p.size, cudaMemcpyDeviceToDevice, stream));
+        at += p.size;
+      }
+      at = 0;
+      for (const Piece& p : PiecesOf(table, dst_offset + pos, n)) {
+        GPUMIG_CUDA_TRY(
+            "cudaMemcpyAsync",
+            cudaMemcpyAsync(memory_->CopyAddress(table.region(), p.offset),
+                            scratch_ + at, p.size, cudaMemcpyDeviceToDevice,
+                            stream));
+        at += p.size;
+      }
+      done += n;
+    }
+    return {};
+  }
+
+  // SMEM to SMEM, by CPU once everything earlier has finished.
+  CudaResult HostCopy(const SgTable& src, uint64_t src_offset,
+                      const SgTable& dst, uint64_t dst_offset, uint64_t length,
+                      cudaStream_t stream) {
+    GPUMIG_CUDA_TRY("cudaStreamSynchronize", cudaStreamSynchronize(stream));
+    std::vector<uint8_t> bounce;
+    const bool overlap =
+        &src == &dst && RangesOverlap(src_offset, dst_offset, length);
+    if (overlap) {
+      // Piece boundaries differ on either side; copy out first.
+      bounce.resize(length);
+      uint64_t at = 0;
+      for (const Piece& p : PiecesOf(src, src_offset, length)) {
+        memcpy(bounce.data() + at, memory_->smem_host + p.offset, p.size);
+        at += p.size;
+      }
+      at = 0;
+      for (const Piece& p : PiecesOf(dst, dst_offset, length)) {
+        memcpy(memory_->smem_host + p.offset, bounce.data() + at, p.size);
+        at += p.size;
+      }
+      return {};
+    }
+    return ForEachPair(
+        PiecesOf(src, src_offset, length), PiecesOf(dst, dst_offset, length),
+        [&](uint64_t s, uint64_t d, uint64_t n) -> CudaResult {
+          memcpy(memory_->smem_host + d, memory_->smem_host + s, n);
+          return {};
+        });
+  }
+
+  // LMEM: cudaMemcpyAsync straight into the caller's (usually pageable)
+  // buffer; the runtime returns once a pageable copy has completed. SMEM: by
+  // CPU once everything earlier has finished.
+  CudaResult Read(const SgTable& src, uint64_t offset, uint64_t length,
+                  uint8_t* host, cudaStream_t stream) {
+    const bool lmem = memory_->IsLmem(src.region());
+    if (!lmem)
+      GPUMIG_CUDA_TRY("cudaStreamSynchronize", cudaStreamSynchronize(stream));
+    uint64_t at = 0;
+    for (const Piece& p : PiecesOf(src, offset, length)) {
+      if (lmem) {
+        GPUMIG_CUDA_TRY(
+            "cudaMemcpyAsync",
+            cudaMemcpyAsync(host + at, memory_->lmem_base + p.offset, p.size,
+                            cudaMemcpyDeviceToHost, stream));
+      } else {
+        memcpy(host + at, memory_->smem_host + p.offset, p.size);
+      }
+      at += p.size;
+    }
+    return {};
+  }
+
+  CudaResult Write(const uint8_t* host, const SgTable& dst, uint64_t offset,
+                   uint64_t length, cudaStream_t stream) {
+    const bool lmem = memory_->IsLmem(dst.region());
+    if (!lmem)
+      GPUMIG_CUDA_TRY("cudaStreamSynchronize", cudaStreamSynchronize(stream));
+    uint64_t at = 0;
+    for (const Piece& p : PiecesOf(dst, offset, length)) {
+      if (lmem) {
+        GPUMIG_CUDA_TRY(
+            "cudaMemcpyAsync",
+            cudaMemcpyAsync(memory_->lmem_base + p.offset, host + at, p.size,
+                            cudaMemcpyHostToDevice, stream));
+      } else {
+        memcpy(memory_->smem_host + p.offset, host + at, p.size);
+      }
+      at += p.size;
+    }
+    return {};
+  }
+
+  // FNV-1a of the range, by CPU once everything earlier has finished: SMEM
+  // in place, LMEM through the pinned staging buffer.
+  CudaResult HostChecksum(const SgTable& src, uint64_t offset, uint64_t length,
+                          cudaStream_t stream, uint64_t* checksum) {
+    GPUMIG_CUDA_TRY("cudaStreamSynchronize", cudaStreamSynchronize(stream));
+    const bool lmem = memory_->IsLmem(src.region());
+    uint64_t h = kFnv1a64Offset;
+    for (const Piece& p : PiecesOf(src, offset, length)) {
+      if (!lmem) {
+        h = Fnv1a64(memory_->smem_host + p.offset, p.size, h);
+        continue;
+      }
+      for (uint64_t done = 0; done < p.size;) {
+        const uint64_t n = std::min<uint64_t>(kStagingBytes, p.size - done);
+        GPUMIG_CUDA_TRY(
+            "cudaMemcpyAsync",
+            cudaMemcpyAsync(staging_, memory_->lmem_base + p.offset + done, n,
+                            cudaMemcpyDeviceToHost, stream));
+        GPUMIG_CUDA_TRY("cudaStreamSynchronize", cudaStreamSynchronize(stream));
+        h = Fnv1a64(staging_, n, h);
+        done += n;
+      }
+    }
+    *checksum = h;
+    return {};
+  }
+
+  // Waits until the completion thread has signalled the host record
+  // `record` and run its fence's callbacks, so that no later command's
+  // signal (or callback) can overtake them.
+  static void WaitUntilSignalled(const Record& record) {
+    // The fence wait covers the long part (everything queued before the
+    // record has to finish); its callbacks then run briefly, never blocking.
+    record.fence_for_waiters->Wait();
+    while (!record.done.load(std::memory_order_acquire)) {
+      std::this_thread::yield();
+    }
+  }
+
+  // A CUDA call failed while `record` was being queued on stream `id`: the
+  // command fails with that error. Drain what was queued; if even that
+  // fails, the context is lost and the engine has failed.
+  void QueueFailed(std::shared_ptr<Record> record, StreamId id,
+                   const CudaResult& r) ABSL_LOCKS_EXCLUDED(mu_) {
+    (void)cudaGetLastError();  // Clears a non-sticky error.
+    const cudaError_t sync = cudaStreamSynchronize(streams_[id]);
+    MutexLock lock(&mu_);
+    if (sync != cudaSuccess) {
+      MarkFailedLocked(CudaStatus("cudaStreamSynchronize", sync));
+    }
+    PushHostRecordLocked(std::move(record), r.ToStatus());
+  }
+
+  void PushHostRecordLocked(std::shared_ptr<Record> record, absl::Status status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    record->kind = Record::Kind::kHost;
+    record->decided = std::move(status);
+    record->fence_for_waiters = record->cmd.fence;
+    record->ready.store(true, std::memory_order_release);
+    last_host_record_ = record;
+    previous_event_ = nullptr;
+    inflight_.push_back(std::move(record));
+    completion_cv_.Signal();
+  }
+
+  void MarkFailed(absl::Status error) ABSL_LOCKS_EXCLUDED(mu_) {
+    MutexLock lock(&mu_);
+    MarkFailedLocked(std::move(error));
+  }
+  void MarkFailedLocked(absl::Status error) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!failed_.ok()) return;
+    failed_ = absl::InternalError(
+        absl::StrCat("copy engine failed: ", error.message()));
+  }
+
+  CudaResult GetEvent(cudaEvent_t* event) ABSL_LOCKS_EXCLUDED(events_mu_) {
+    {
+      MutexLock lock(&events_mu_);
+      if (!free_events_.empty()) {
+        *event = free_events_.back();
+        free_events_.pop_back();
+        return {};
+      }
+    }
+    // Blocking sync: the completion thread sleeps instead of spinning.
+    GPUMIG_CUDA_TRY("cudaEventCreateWithFlags",
+                    cudaEventCreateWithFlags(
+                        event, cudaEventDisableTiming | cudaEventBlockingSync));
+    return {};
+  }
+
+  void PutEvent(cudaEvent_t event) ABSL_LOCKS_EXCLUDED(events_mu_) {
+    MutexLock lock(&events_mu_);
+    free_events_.push_back(event);
+  }
+
+  // ---- Completion thread -------------------------------------------------
+
+  void RunCompletion() ABSL_LOCKS_EXCLUDED(mu_) {
+    ScopedEngineThread scope(this);
+    const cudaError_t e = cudaSetDevice(memory_->ordinal);
+    if (e != cudaSuccess) MarkFailed(CudaStatus("cudaSetDevice", e));
+    for (;;) {
+      std::shared_ptr<Record> record;
+      {
+        MutexLock lock(&mu_);
+        while (inflight_.empty() && !submission_exited_) {
+          CondVarWait(&completion_cv_, &mu_);
+        }
+        if (inflight_.empty()) {
+          completion_exited_ = true;
+          return;
+        }
+        record = inflight_.front();
+      }
+      Reap(*record);
+      MutexLock lock(&mu_);
+      inflight_.pop_front();
+    }
+  }
+
+  void Reap(Record& record) ABSL_LOCKS_EXCLUDED(mu_) {
+    (void)record.ready.load(std::memory_order_acquire);
+    absl::Status status = record.decided;
+    bool host_function_may_run_late = false;
+    switch (record.kind) {
+      case Record::Kind::kGpu: {
+        const cudaError_t e = cudaEventSynchronize(record.event);
+        if (e == cudaSuccess) {
+          // The event follows the host function: it has signalled.
+          PutEvent(record.event);
+        } else {
+          (void)cudaGetLastError();
+          host_function_may_run_late = true;
+          status = absl::InternalError(
+              absl::StrCat("asynchronous CUDA error: ",
+                           CudaStatus("cudaEventSynchronize", e).message()));
+          MarkFailed(status);
+          // Not recycled or destroyed: the submission thread may still name
+          // it in a cudaStreamWaitEvent (which then fails, as the context
+          // is lost). One event leaks per lost context.
+        }
+        break;
+      }
+      case Record::Kind::kLost:
+        host_function_may_run_late = true;
+        status = record.lost;
+        break;
+      case Record::Kind::kHost:
+      case Record::Kind::kDone:
+        break;
+    }
+    if (Claim(record)) {
+      // Without an error the host function has run (the event follows it);
+      // with one it may never run, or run late: its reference stays valid.
+      if (host_function_may_run_late) ParkForever(record.holder);
+      Complete(record, std::move(status));
+      return;
+    }
+    // The host function claimed it: wait until it has signalled (it never
+    // blocks, so this is short), so the record leaves the list signalled.
+    while (!record.done.load(std::memory_order_acquire)) {
+      std::this_thread::yield();
+    }
+  }
+
+  // Constant after construction.
+  const CudaMemory* const memory_;
+  FaultInjector* const faults_;
+  cudaStream_t streams_[2] = {nullptr, nullptr};
+  uint8_t* staging_ = nullptr;  // pinned, kStagingBytes
+  uint8_t* scratch_ = nullptr;  // device, kScratchBytes
+
+  // Appended to under mu_ only, so seqno order is queue order.
+  Timeline timeline_;
+  std::atomic<uint64_t> submitted_{0};
+  std::atomic<uint64_t> signalled_{0};
+
+  // Submission thread only.
+  cudaEvent_t previous_event_ = nullptr;
+  StreamId previous_stream_ = kToDevice;
+  std::shared_ptr<Record> last_host_record_;
+
+  mutable absl::Mutex mu_;
+  std::deque<Command> queue_ ABSL_GUARDED_BY(mu_);
+  std::deque<std::shared_ptr<Record>> inflight_ ABSL_GUARDED_BY(mu_);
+  absl::Status failed_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool submission_exited_ ABSL_GUARDED_BY(mu_) = false;
+  bool completion_exited_ ABSL_GUARDED_BY(mu_) = false;
+  absl::CondVar work_cv_;        // queue_ non-empty or stopping_
+  absl::CondVar completion_cv_;  // inflight_ non-empty or submission exited
+
+  absl::Mutex events_mu_;
+  std::vector<cudaEvent_t> free_events_ ABSL_GUARDED_BY(events_mu_);
+
+  // Never held together with mu_.
+  absl::Mutex join_mu_;
+  std::thread submission_thread_ ABSL_GUARDED_BY(join_mu_);
+  std::thread completion_thread_ ABSL_GUARDED_BY(join_mu_);
+};
+
+// The host function: claims and signals. It owns one reference to the
+// record; if the completion thread claimed first (an asynchronous error), it
+// only drops that reference.
+void CUDART_CB SignalFromHostFunction(void* user_data) {
+  std::shared_ptr<Record> record =
+      std::move(*static_cast<std::shared_ptr<Record>*>(user_data));
+  delete static_cast<std::shared_ptr<Record>*>(user_data);
+  if (!CudaCopyEngine::Claim(*record)) return;
+  (void)record->ready.load(std::memory_order_acquire);
+  record->engine->Complete(*record, record->decided);
+}
+
+}  // namespace cuda_internal
+
+using cuda_internal::CudaCopyEngine;
+using cuda_internal::CudaMemory;
+using cuda_internal::CudaResult;
+using cuda_internal::CudaStatus;
+using cuda_internal::HumanBytes;
+using cuda_internal::Piece;
+using cuda_internal::ScopedCudaDevice;
+
+class CudaDevice::Impl {
+ public:
+  Impl() = default;
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+  ~Impl() {
+    if (engine != nullptr) engine->Shutdown();
+    engine.reset();
+    ScopedCudaDevice device(memory.ordinal);
+    if (fallback_stream != nullptr) {
+      (void)cudaStreamSynchronize(fallback_stream);
+      (void)cudaStreamDestroy(fallback_stream);
+    }
+    if (bounce != nullptr) (void)cudaFreeHost(bounce);
+    lmem.reset();
+    smem.reset();
+    if (memory.lmem_base != nullptr) (void)cudaFree(memory.lmem_base);
+    if (memory.smem_host != nullptr) (void)cudaFreeHost(memory.smem_host);
+  }
+
+  // Both tables ours, ranges inside them.
+  absl::Status Check(const SgTable* table, uint64_t offset, uint64_t length,
+                     absl::string_view what) const {
+    return cuda_internal::CheckTable(memory, table, offset, length, what);
+  }
+
+  absl::Status FallbackCopy(const SgTable& src, uint64_t src_offset,
+                            const SgTable& dst, uint64_t dst_offset,
+                            uint64_t length) {
+    if (absl::Status s = Check(&src, src_offset, length, "source"); !s.ok()) {
+      return s;
+    }
+    if (absl::Status s = Check(&dst, dst_offset, length, "destination");
+        !s.ok()) {
+      return s;
+    }
+    if (&src == &dst &&
+        cuda_internal::RangesOverlap(src_offset, dst_offset, length)) {
+      return absl::InvalidArgumentError(
+          "fallback copy: overlapping ranges of one table");
+    }
+    if (length == 0) return absl::OkStatus();
+    MutexLock lock(&fallback_mu_);
+    const CudaResult r =
+        FallbackCopyLocked(src, src_offset, dst, dst_offset, length);
+    return Account(r, "fallback copy", length, &fallback_copies);
+  }
+
+  absl::Status FallbackFill(const SgTable& dst, uint64_t offset,
+                            uint64_t length, uint8_t value) {
+    if (absl::Status s = Check(&dst, offset, length, "destination"); !s.ok()) {
+      return s;
+    }
+    if (length == 0) return absl::OkStatus();
+    MutexLock lock(&fallback_mu_);
+    const CudaResult r = FallbackFillLocked(dst, offset, length, value);
+    return Account(r, "fallback fill", length, &fallback_fills);
+  }
+
+  absl::Status Account(const CudaResult& r, absl::string_view what,
+                       uint64_t length, std::atomic<uint64_t>* counter) {
+    if (!r.ok()) {
+      fallback_failures.fetch_add(1, std::memory_order_relaxed);
+      return absl::InternalError(
+          absl::StrCat(what, " failed: ", r.ToStatus().message()));
+    }
+    counter->fetch_add(1, std::memory_order_relaxed);
+    fallback_bytes.fetch_add(length, std::memory_order_relaxed);
+    return absl::OkStatus();
+  }
+
+  // The fallback path: synchronous, on the fallback stream (not the
+  // engine's), with its own mechanism where the engine has one: LMEM to LMEM
+  // is staged through the pinned bounce buffer (device-to-host then
+  // host-to-device) instead of the engine's device-to-device copy; SMEM to
+  // SMEM is a CPU memcpy.
+  CudaResult FallbackCopyLocked(const SgTable& src, uint64_t src_offset,
+                                const SgTable& dst, uint64_t dst_offset,
+                                uint64_t length)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(fallback_mu_) {
+    ScopedCudaDevice device(memory.ordinal);
+    if (device.status() != cudaSuccess)
+      return {device.status(), "cudaSetDevice"};
+    const bool src_lmem = memory.IsLmem(src.region());
+    const bool dst_lmem = memory.IsLmem(dst.region());
+    cudaStream_t stream = fallback_stream;
+    const CudaResult queued = cuda_internal::ForEachPair(
+        cuda_internal::PiecesOf(src, src_offset, length),
+        cuda_internal::PiecesOf(dst, dst_offset, length),
+        [&](uint64_t s, uint64_t d, uint64_t n) -> CudaResult {
+          if (!src_lmem && !dst_lmem) {
+            memcpy(memory.smem_host + d, memory.smem_host + s, n);
+            return {};
+          }
+          if (src_lmem && dst_lmem) {
+            // The stream orders each chunk's second copy out of the bounce
+            // buffer before the next chunk's first copy into it.
+            for (uint64_t done = 0; done < n;) {
+              const uint64_t c =
+                  std::min<uint64_t>(cuda_internal::kBounceBytes, n - done);
+              GPUMIG_CUDA_TRY(
+                  "cudaMemcpyAsync",
+                  cudaMemcpyAsync(bounce, memory.lmem_base + s + done, c,
+                                  cudaMemcpyDeviceToHost, stream));
+              GPUMIG_CUDA_TRY(
+                  "cudaMemcpyAsync",
+                  cudaMemcpyAsync(memory.lmem_base + d + done, bounce, c,
+                                  cudaMemcpyHostToDevice, stream));
+              done += c;
+            }
+            return {};
+          }
+          GPUMIG_CUDA_TRY(
+              "cudaMemcpyAsync",
+              cudaMemcpyAsync(memory.CopyAddress(dst.region(), d),
+                              memory.CopyAddress(src.region(), s), n,
+                              cuda_internal::KindOf(src_lmem, dst_lmem),
+                              stream));
+          return {};
+        });
+    // Drain whatever was queued, even after a failure.
+    const cudaError_t sync = cudaStreamSynchronize(stream);
+    if (!queued.ok()) {
+      (void)cudaGetLastError();
+      return queued;
+    }
+    if (sync != cudaSuccess) return {sync, "cudaStreamSynchronize"};
+    return {};
+  }
+
+  // LMEM: host-to-device copies out of the bounce buffer, set to `value` by
+  // CPU (the engine's fill is a memset kernel); SMEM: CPU memset.
+  CudaResult FallbackFillLocked(const SgTable& dst, uint64_t offset,
+                                uint64_t length, uint8_t value)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(fallback_mu_) {
+    ScopedCudaDevice device(memory.ordinal);
+    if (device.status() != cudaSuccess)
+      return {device.status(), "cudaSetDevice"};
+    const bool lmem = memory.IsLmem(dst.region());
+    if (!lmem) {
+      for (const Piece& p : cuda_internal::PiecesOf(dst, offset, length)) {
+        memset(memory.smem_host + p.offset, value, p.size);
+      }
+      return {};
+    }
+    cudaStream_t stream = fallback_stream;
+    // The stream is idle (calls are serialised and synchronous), so the
+    // bounce buffer is free to rewrite.
+    memset(bounce, value,
+           std::min<uint64_t>(cuda_internal::kBounceBytes, length));
+    CudaResult queued;
+    for (const Piece& p : cuda_internal::PiecesOf(dst, offset, length)) {
+      for (uint64_t done = 0; done < p.size && queued.ok();) {
+        const uint64_t c =
+            std::min<uint64_t>(cuda_internal::kBounceBytes, p.size - done);
+        const cudaError_t e =
+            cudaMemcpyAsync(memory.lmem_base + p.offset + done, bounce, c,
+                            cudaMemcpyHostToDevice, stream);
+        if (e != cudaSuccess) queued = {e, "cudaMemcpyAsync"};
+        done += c;
+      }
+      if (!queued.ok()) break;
+    }
+    const cudaError_t sync = cudaStreamSynchronize(stream);
+    if (!queued.ok()) {
+      (void)cudaGetLastError();
+      return queued;
+    }
+    if (sync != cudaSuccess) return {sync, "cudaStreamSynchronize"};
+    return {};
+  }
+
+  // Constant after construction.
+  CudaMemory memory;
+  std::unique_ptr<Region> lmem;
+  std::unique_ptr<Region> smem;
+  std::string description;
+  cudaStream_t fallback_stream = nullptr;
+  uint8_t* bounce = nullptr;  // pinned, kBounceBytes
+  // Declared after the memory it uses; destroyed first by ~Impl().
+  std::unique_ptr<CudaCopyEngine> engine;
+
+  absl::Mutex fallback_mu_;  // one fallback call at a time (bounce, stream)
+  std::atomic<uint64_t> fallback_copies{0};
+  std::atomic<uint64_t> fallback_fills{0};
+  std::atomic<uint64_t> fallback_bytes{0};
+  std::atomic<uint64_t> fallback_failures{0};
+};
+
+absl::StatusOr<int> CudaDevice::Probe() {
+  int count = 0;
+  const cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    return absl::UnavailableError(absl::StrCat(
+        "no CUDA-capable GPU: cudaGetDeviceCount: ", cudaGetErrorString(e)));
+  }
+  if (count <= 0) {
+    return absl::UnavailableError(
+        "no CUDA-capable GPU: cudaGetDeviceCount found 0 devices");
+  }
+  return count;
+}
+
+namespace {
+
+absl::Status AllocationError(absl::string_view call, absl::string_view pool,
+                             uint64_t bytes, cudaError_t e) {
+  const std::string what =
+      absl::StrCat(call, "(", pool, ", ", HumanBytes(bytes), ")");
+  if (e == cudaErrorMemoryAllocation) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(what, ": ", cudaGetErrorString(e)));
+  }
+  return CudaStatus(what, e);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<CudaDevice>> CudaDevice::Create(
+    const CudaDeviceConfig& config, FaultInjector* faults) {
+  if (absl::Status s = ValidateCudaDeviceConfig(config); !s.ok()) return s;
+  auto impl = std::make_unique<Impl>();
+  {
+    absl::StatusOr<std::unique_ptr<Region>> lmem = Region::Create(
+        RegionConfig{config.lmem_name, RegionKind::kLmem, config.lmem_bytes,
+                     /*aperture=*/0, config.chunk_size});
+    if (!lmem.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cuda device: ", lmem.status().message()));
+    }
+    absl::StatusOr<std::unique_ptr<Region>> smem = Region::Create(
+        RegionConfig{config.smem_name, RegionKind::kSmem, config.smem_bytes,
+                     config.smem_bytes, config.chunk_size});
+    if (!smem.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cuda device: ", smem.status().message()));
+    }
+    impl->lmem = *std::move(lmem);
+    impl->smem = *std::move(smem);
+  }
+
+  absl::StatusOr<int> count = Probe();
+  if (!count.ok()) return count.status();
+  if (config.device_ordinal < 0 || config.device_ordinal >= *count) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cuda device: device_ordinal ", config.device_ordinal,
+                     " does not exist (", *count, " CUDA device(s))"));
+  }
+  const int ordinal = config.device_ordinal;
+  ScopedCudaDevice device(ordinal);
+  if (device.status() != cudaSuccess) {
+    return CudaStatus("cudaSetDevice", device.status());
+  }
+  int uva = 0;
+  cudaError_t e =
+      cudaDeviceGetAttribute(&uva, cudaDevAttrUnifiedAddressing, ordinal);
+  if (e != cudaSuccess) return CudaStatus("cudaDeviceGetAttribute", e);
+  if (uva == 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cuda device ", ordinal,
+                     ": no unified addressing (required for "
+                     "mapped pinned memory)"));
+  }
+  cudaDeviceProp prop;
+  e = cudaGetDeviceProperties(&prop, ordinal);
+  if (e != cudaSuccess) return CudaStatus("cudaGetDeviceProperties", e);
+
+  impl->memory.ordinal = ordinal;
+  impl->memory.lmem = impl->lmem.get();
+  impl->memory.smem = impl->smem.get();
+  void* p = nullptr;
+  e = cudaMalloc(&p, config.lmem_bytes);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    return AllocationError("cudaMalloc", config.lmem_name, config.lmem_bytes,
+                           e);
+  }
+  impl->memory.lmem_base = static_cast<uint8_t*>(p);
+  e = cudaHostAlloc(&p, config.smem_bytes,
+                    cudaHostAllocPortable | cudaHostAllocMapped);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    return AllocationError("cudaHostAlloc", config.smem_name, config.smem_bytes,
+                           e);
+  }
+  impl->memory.smem_host = static_cast<uint8_t*>(p);
+  e = cudaHostGetDevicePointer(&p, impl->memory.smem_host, 0);
+  if (e != cudaSuccess) return CudaStatus("cudaHostGetDevicePointer", e);
+  impl->memory.smem_device = static_cast<uint8_t*>(p);
+  e = cudaHostAlloc(&p, cuda_internal::kBounceBytes, cudaHostAllocPortable);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    return AllocationError("cudaHostAlloc", "bounce",
+                           cuda_internal::kBounceBytes, e);
+  }
+  impl->bounce = static_cast<uint8_t*>(p);
+  int least = 0, greatest = 0;
+  e = cudaDeviceGetStreamPriorityRange(&least, &greatest);
+  if (e != cudaSuccess) {
+    return CudaStatus("cudaDeviceGetStreamPriorityRange", e);
+  }
+  e = cudaStreamCreateWithPriority(&impl->fallback_stream,
+                                   cudaStreamNonBlocking, greatest);
+  if (e != cudaSuccess) {
+    impl->fallback_stream = nullptr;
+    return CudaStatus("cudaStreamCreateWithPriority", e);
+  }
+
+  // Nobody reads another process's (or our last run's) bytes: zero both.
+  e = cudaMemsetAsync(impl->memory.lmem_base, 0, config.lmem_bytes,
+                      impl->fallback_stream);
+  if (e == cudaSuccess) e = cudaStreamSynchronize(impl->fallback_stream);
+  if (e != cudaSuccess) return CudaStatus("zeroing lmem: cudaMemsetAsync", e);
+  memset(impl->memory.smem_host, 0, config.smem_bytes);
+
+  absl::StatusOr<std::unique_ptr<CudaCopyEngine>> engine =
+      CudaCopyEngine::Create(&impl->memory, faults);
+  if (!engine.ok()) return engine.status();
+  impl->engine = *std::move(engine);
+
+  impl->description = absl::StrCat(
+      "cuda device ", ordinal, ": ", prop.name, " (sm_", prop.major, prop.minor,
+      ", ",
+      absl::StrFormat("%.1f GiB", prop.totalGlobalMem / double(1ull << 30)),
+      "), ", config.lmem_name, " ", HumanBytes(config.lmem_bytes),
+      " device memory (no CPU aperture), ", config.smem_name, " ",
+      HumanBytes(config.smem_bytes), " pinned host memory");
+  return std::unique_ptr<CudaDevice>(new CudaDevice(std::move(impl)));
+}
+
+CudaDevice::CudaDevice(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+CudaDevice::~CudaDevice() = default;
+
+std::string CudaDevice::description() const { return impl_->description; }
+
+std::vector<Region*> CudaDevice::regions() const {
+  return {impl_->lmem.get(), impl_->smem.get()};
+}
+
+CopyEngine& CudaDevice::engine() { return *impl_->engine; }
+
+absl::StatusOr<std::vector<absl::Span<uint8_t>>> CudaDevice::CpuMap(
+    const SgTable& table, uint64_t offset, uint64_t length) {
+  if (absl::Status s = impl_->Check(&table, offset, length, "mapped");
+      !s.ok()) {
+    return s;
+  }
+  std::vector<absl::Span<uint8_t>> spans;
+  const Region& region = *table.region();
+  const bool lmem = impl_->memory.IsLmem(&region);
+  for (const Piece& p : cuda_internal::PiecesOf(table, offset, length)) {
+    if (lmem) {
+      // Aperture 0: no byte of LMEM is CPU-visible.
+      return absl::FailedPreconditionError(
+          absl::StrCat("region ", region.name(), ": offset ", p.offset,
+                       " is outside the CPU-visible aperture (0 bytes)"));
+    }
+    spans.emplace_back(impl_->memory.smem_host + p.offset, p.size);
+  }
+  return spans;
+}
+
+void CudaDevice::Shutdown() {
+  if (impl_->engine != nullptr) impl_->engine->Shutdown();
+}
+
+absl::Status CudaDevice::FallbackCopy(const SgTable& src, uint64_t src_offset,
+                                      const SgTable& dst, uint64_t dst_offset,
+                                      uint64_t length) {
+  return impl_->FallbackCopy(src, src_offset, dst, dst_offset, length);
+}
+
+absl::Status CudaDevice::FallbackFill(const SgTable& dst, uint64_t offset,
+                                      uint64_t length, uint8_t value) {
+  return impl_->FallbackFill(dst, offset, length, value);
+}
+
+CudaFallbackCounters CudaDevice::fallback_counters() const {
+  CudaFallbackCounters c;
+  c.copies = impl_->fallback_copies.load(std::memory_order_relaxed);
+  c.fills = impl_->fallback_fills.load(std::memory_order_relaxed);
+  c.bytes = impl_->fallback_bytes.load(std::memory_order_relaxed);
+  c.failures = impl_->fallback_failures.load(std::memory_order_relaxed);
+  return c;
+}
+
+absl::StatusOr<std::vector<CudaRun>> CudaDevice::Runs(const SgTable& table,
+                                                      uint64_t offset,
+                                                      uint64_t length) const {
+  if (absl::Status s = impl_->Check(&table, offset, length, "table"); !s.ok()) {
+    return s;
+  }
+  const bool lmem = impl_->memory.IsLmem(table.region());
+  std::vector<CudaRun> runs;
+  for (const Piece& p : cuda_internal::PiecesOf(table, offset, length)) {
+    runs.push_back(CudaRun{impl_->memory.CopyAddress(table.region(), p.offset),
+                           p.size, lmem});
+  }
+  return runs;
+}
+
+absl::Status CudaDevice::EngineStatus() const {
+  return impl_->engine->failed();
+}
+
+int CudaDevice::device_ordinal() const { return impl_->memory.ordinal; }
+
+}  // namespace gpumig
