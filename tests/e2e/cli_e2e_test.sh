@@ -620,16 +620,16 @@ ok ctl --json stats
 json_check 'd["rpcs"] and all(m["calls"] >= m["errors"] for m in d["rpcs"])'
 
 step "daemon not running"
-expect 9 "$GPUMIGCTL" --socket "$TMP/nobody-home.sock" ping
+expect 9 "$GPUMIGCTL" --socket "$SOCKDIR/nobody-home.sock" ping
 err_has "^gpumigctl: ping: UNAVAILABLE: "
-err_has "is gpumigd running\? socket $TMP/nobody-home.sock"
+err_has "is gpumigd running\? socket $SOCKDIR/nobody-home.sock"
 kill -TERM "$DAEMON_PID"
 wait "$DAEMON_PID" 2>/dev/null
 DAEMON_PID=""
 expect 9 ctl list
 err_has "is gpumigd running\? socket $SOCK"
-GPUMIG_SOCKET="$TMP/env.sock" "$GPUMIGCTL" ping >"$TMP/out" 2>"$TMP/err"
+GPUMIG_SOCKET="$SOCKDIR/env.sock" "$GPUMIGCTL" ping >"$TMP/out" 2>"$TMP/err"
 [ $? -eq 9 ] || fail "GPUMIG_SOCKET ping did not exit 9"
-err_has "socket $TMP/env.sock"
+err_has "socket $SOCKDIR/env.sock"
 
 echo "PASS"
