@@ -679,6 +679,9 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(
   // Read chunks are at most 1 MiB, but a List page or Stats reply of a busy
   // daemon may be large; never let the default 4 MiB cap bite.
   args.SetMaxReceiveMessageSize(64 << 20);
+  // Each Client its own connection: gRPC's global subchannel pool would
+  // otherwise merge clients with the same target into one HTTP/2 connection.
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   std::string uri;
   const bool any_tls = !options.tls_root_ca_file.empty() ||

@@ -190,6 +190,8 @@ absl::StatusOr<FenceRef> MemoryManager::EvictLocked(
         migrator_->Evict(victim, *std::move(sg));
     if (!res.ok()) return res.status();
     from->LruRemove(victim->id());
+    --placed_[from];
+    ++placed_[to];
     PlacedLocked(*victim);
     RegisterMove(res->move, FenceKind::kEvict, *victim);
     // The region timeline's fence, so RegionInfo::last_eviction_fence_id
@@ -290,6 +292,7 @@ absl::StatusOr<MemoryManager::CreateResult> MemoryManager::CreateObject(
     if (!cleared.ok()) return cleared.status();
     ++next_object_id_;
     objects_[obj->id()] = obj;
+    ++placed_[region];
     usage_[who.name] += request.size;
     if (request.pin) obj->Pin();
     PlacedLocked(*obj);
@@ -311,7 +314,10 @@ absl::Status MemoryManager::DestroyObject(const Principal& who, uint64_t id) {
   BufferObjectRef o = *obj;
   MutexLock io(o->io_mu());
   o->MarkDestroyed();
-  if (Region* r = o->region()) r->LruRemove(o->id());
+  if (Region* r = o->region()) {
+    r->LruRemove(o->id());
+    --placed_[r];
+  }
   // The table's blocks return once queued blits and failsafe works drop it.
   o->ClearPlacement();
   objects_.erase(id);
@@ -492,7 +498,11 @@ absl::StatusOr<uint64_t> MemoryManager::Migrate(const Principal& who,
   absl::StatusOr<Migrator::Result> moved =
       migrator_->Migrate(obj, *std::move(sg));
   if (!moved.ok()) return moved.status();
-  if (from != nullptr) from->LruRemove(obj->id());
+  if (from != nullptr) {
+    from->LruRemove(obj->id());
+    --placed_[from];
+  }
+  ++placed_[*target];
   PlacedLocked(*obj);
   RegisterMove(*moved, FenceKind::kMigrate, *obj);
   return moved->fence->id();
@@ -691,9 +701,8 @@ absl::StatusOr<RegionInfo> MemoryManager::GetRegion(absl::string_view name) {
   info.usage = r->Usage();
   {
     MutexLock lock(&mu_);
-    for (const auto& [id, obj] : objects_) {
-      if (obj->region() == r) ++info.objects;
-    }
+    auto it = placed_.find(r);
+    if (it != placed_.end()) info.objects = it->second;
   }
   const RegionCounters& c = r->counters();
   info.evictions = c.evictions.load();
@@ -779,10 +788,19 @@ absl::Status MemoryManager::CheckInvariantsForTest() {
   MutexLock lock(&mu_);
   for (Region* r : device_->regions()) {
     if (absl::Status s = r->CheckInvariantsForTest(); !s.ok()) return s;
-    uint64_t placed = 0;
+    uint64_t placed = 0, count = 0;
     for (const auto& [id, obj] : objects_) {
       SgTableRef sg = obj->sg();
-      if (sg != nullptr && sg->region() == r) placed += sg->size();
+      if (sg != nullptr && sg->region() == r) {
+        placed += sg->size();
+        ++count;
+      }
+    }
+    auto pit = placed_.find(r);
+    if (count != (pit == placed_.end() ? 0 : pit->second)) {
+      return absl::InternalError(absl::StrCat("region ", r->name(), ": ", count,
+                                              " objects placed, ",
+                                              "counter says otherwise"));
     }
     const RegionUsage u = r->Usage();
     if (u.allocated_bytes < placed) {

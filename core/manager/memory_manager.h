@@ -261,6 +261,8 @@ class MemoryManager {
   uint64_t next_object_id_ ABSL_GUARDED_BY(mu_) = 1;
   absl::flat_hash_map<uint64_t, BufferObjectRef> objects_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, uint64_t> usage_ ABSL_GUARDED_BY(mu_);
+  // Objects placed in each region (RegionInfo::objects without a scan).
+  absl::flat_hash_map<const Region*, uint64_t> placed_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace gpumig

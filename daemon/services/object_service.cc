@@ -105,18 +105,21 @@ grpc::Status ObjectService::Create(grpc::ServerContext* ctx,
         return FieldError(
             field, absl::StrCat("region \"", name, "\" is listed twice"));
       }
-      absl::StatusOr<RegionInfo> region = env_->manager().GetRegion(name);
+      // FindRegion, not GetRegion: GetRegion computes occupancy and scans
+      // every object under the manager's lock (O(live objects) per Create).
+      absl::StatusOr<Region*> region =
+          env_->manager().device().FindRegion(name);
       if (!region.ok()) {
         return FieldError(field, absl::StrCat("unknown region \"", name, "\""));
       }
-      if (req->require_cpu_access() && region->kind == RegionKind::kLmem &&
-          req->size_bytes() > region->aperture) {
+      if (req->require_cpu_access() && (*region)->kind() == RegionKind::kLmem &&
+          req->size_bytes() > (*region)->aperture()) {
         return FieldError(
             "size_bytes",
             absl::StrCat(req->size_bytes(),
                          " bytes with require_cpu_access "
                          "exceeds the CPU aperture of ",
-                         name, " (", region->aperture, " bytes)"));
+                         name, " (", (*region)->aperture(), " bytes)"));
       }
     }
     if (req->label().size() > kMaxLabelBytes) {

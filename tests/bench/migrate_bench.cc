@@ -18,6 +18,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "core/device/sim_device.h"
@@ -135,6 +136,9 @@ void Run(std::vector<Row>* rows) {
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
+  // Debian's Abseil runs absl::Mutex's deadlock detector (no NDEBUG); the
+  // daemon turns it off in opt builds, so does this.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   std::vector<gpumig::Row> rows;
   gpumig::Run(&rows);
   std::printf("[\n");
