@@ -8,7 +8,7 @@
 # Environment:
 #   FUZZ_SECONDS      seconds per target (default 20)
 #   FUZZ_OUTPUT_BASE  Bazel output base for the clang build (default
-#                     $HOME/.cache/gpumig-fuzz; switching the compiler
+#                     $HOME/.cache/gpumig-fuzz-<checkout hash>; switching the compiler
 #                     re-configures the toolchain, so it gets its own)
 #   FUZZ_WORK         where the growing corpora, crash artifacts and logs go
 #                     (default: a new temp dir; reuse one to keep corpora)
@@ -28,7 +28,8 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 
 SECONDS_PER=${FUZZ_SECONDS:-20}
-OUTPUT_BASE=${FUZZ_OUTPUT_BASE:-$HOME/.cache/gpumig-fuzz}
+# One output base per checkout, like Bazel's own default.
+OUTPUT_BASE=${FUZZ_OUTPUT_BASE:-$HOME/.cache/gpumig-fuzz-$(pwd | md5sum | cut -c1-12)}
 RSS_MB=${FUZZ_RSS_MB:-3072}
 JOBS=${FUZZ_JOBS:-1}
 WORK=${FUZZ_WORK:-$(mktemp -d /tmp/gpumig-fuzz-run.XXXXXX)}
