@@ -57,11 +57,8 @@ void FenceRegistry::OnSignaled(uint64_t id) {
     if (it == entries_.end()) return;
     info = Snapshot(it->second);
     if (--pending_ == 0) drained_cv_.SignalAll();
-    signaled_order_.push_back(id);
-    while (signaled_order_.size() > history_) {
-      entries_.erase(signaled_order_.front());
-      signaled_order_.pop_front();
-    }
+    it->second.signaled = true;
+    if (it->second.retained == 0) AgeLocked(id);
   }
   std::vector<std::shared_ptr<Sink>> sinks;
   {
@@ -70,6 +67,32 @@ void FenceRegistry::OnSignaled(uint64_t id) {
     for (const auto& [unused, sink] : sinks_) sinks.push_back(sink);
   }
   for (const auto& sink : sinks) (*sink)(info);
+}
+
+void FenceRegistry::AgeLocked(uint64_t id) {
+  signaled_order_.push_back(id);
+  // Forget the oldest unretained signalled entries beyond the history. An
+  // id retained again after it was queued is skipped (it stays), and queued
+  // again when released.
+  while (signaled_order_.size() > history_) {
+    const uint64_t old = signaled_order_.front();
+    signaled_order_.pop_front();
+    auto it = entries_.find(old);
+    if (it != entries_.end() && it->second.retained == 0) entries_.erase(it);
+  }
+}
+
+void FenceRegistry::Retain(uint64_t id) {
+  MutexLock lock(&mu_);
+  auto it = entries_.find(id);
+  if (it != entries_.end()) ++it->second.retained;
+}
+
+void FenceRegistry::Release(uint64_t id) {
+  MutexLock lock(&mu_);
+  auto it = entries_.find(id);
+  if (it == entries_.end() || it->second.retained == 0) return;
+  if (--it->second.retained == 0 && it->second.signaled) AgeLocked(id);
 }
 
 FenceInfo FenceRegistry::Snapshot(const Entry& e) {

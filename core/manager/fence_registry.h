@@ -2,8 +2,10 @@
 // eviction and Exec the MemoryManager started -- with what each did, and the
 // event stream behind FenceService.Watch.
 //
-// History is bounded: unsignalled fences are always kept; signalled ones are
-// kept newest-first up to `history` entries, then forgotten (a lookup of a
+// History is bounded: unsignalled fences are always kept, and so are
+// retained ones (an object's current move or Exec fence: the manager
+// retains it while the object names it); other signalled fences are kept
+// newest-first up to `history` entries, then forgotten (a lookup of a
 // forgotten id is NOT_FOUND, as for an id never issued).
 //
 // Events are delivered to subscribers from the signalling thread (a fence
@@ -66,6 +68,11 @@ class FenceRegistry {
            std::string owner, std::shared_ptr<MoveRecord> move,
            std::string dst_region = "") ABSL_LOCKS_EXCLUDED(mu_);
 
+  // Keeps `id` queryable until a matching Release() (counted). Unknown ids
+  // are ignored.
+  void Retain(uint64_t id) ABSL_LOCKS_EXCLUDED(mu_);
+  void Release(uint64_t id) ABSL_LOCKS_EXCLUDED(mu_);
+
   // NOT_FOUND if unknown (or forgotten).
   absl::StatusOr<FenceInfo> Get(uint64_t id) const ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<FenceRef> GetFence(uint64_t id) const ABSL_LOCKS_EXCLUDED(mu_);
@@ -89,7 +96,11 @@ class FenceRegistry {
     std::string owner;
     std::shared_ptr<MoveRecord> move;
     std::string dst_region;
+    int retained = 0;
+    bool signaled = false;  // OnSignaled ran
   };
+  // Queues a signalled, unretained entry for forgetting; prunes.
+  void AgeLocked(uint64_t id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static FenceInfo Snapshot(const Entry& e);
   void OnSignaled(uint64_t id) ABSL_LOCKS_EXCLUDED(mu_, sinks_mu_);
 

@@ -159,9 +159,28 @@ void MemoryManager::PlacedLocked(const BufferObject& obj) {
 }
 
 void MemoryManager::RegisterMove(const Migrator::Result& result, FenceKind kind,
-                                 const BufferObject& obj) {
+                                 const BufferObject& obj,
+                                 const FenceRef& previous) {
   fences_created_.fetch_add(1, std::memory_order_relaxed);
   fences_.Add(result.fence, kind, obj.id(), obj.owner().name, result.record);
+  // The object names this fence (move_fence_id) now, and no longer the
+  // previous one: keep the current one queryable whatever the history.
+  fences_.Retain(result.fence->id());
+  if (previous != nullptr) fences_.Release(previous->id());
+}
+
+void MemoryManager::RegisterExec(const FenceRef& fence, BufferObject& obj,
+                                 BufferObject* other) {
+  fences_created_.fetch_add(1, std::memory_order_relaxed);
+  fences_.Add(fence, FenceKind::kExec, obj.id(), obj.owner().name, nullptr,
+              obj.sg()->region()->name());
+  for (BufferObject* o : {&obj, other}) {
+    if (o == nullptr) continue;
+    FenceRef previous = o->exec_fence();
+    o->SetExecFence(fence);  // The object names it (last_fence_id): retain.
+    fences_.Retain(fence->id());
+    if (previous != nullptr) fences_.Release(previous->id());
+  }
 }
 
 absl::StatusOr<FenceRef> MemoryManager::EvictLocked(
@@ -186,6 +205,7 @@ absl::StatusOr<FenceRef> MemoryManager::EvictLocked(
       last = sg.status();
       continue;
     }
+    const FenceRef previous = victim->move_fence();
     absl::StatusOr<Migrator::EvictResult> res =
         migrator_->Evict(victim, *std::move(sg));
     if (!res.ok()) return res.status();
@@ -193,7 +213,7 @@ absl::StatusOr<FenceRef> MemoryManager::EvictLocked(
     --placed_[from];
     ++placed_[to];
     PlacedLocked(*victim);
-    RegisterMove(res->move, FenceKind::kEvict, *victim);
+    RegisterMove(res->move, FenceKind::kEvict, *victim, previous);
     // The region timeline's fence, so RegionInfo::last_eviction_fence_id
     // names something FenceService can report. It belongs to the region,
     // not to the victim's owner: only admins may query it.
@@ -296,7 +316,7 @@ absl::StatusOr<MemoryManager::CreateResult> MemoryManager::CreateObject(
     usage_[who.name] += request.size;
     if (request.pin) obj->Pin();
     PlacedLocked(*obj);
-    RegisterMove(*cleared, FenceKind::kClear, *obj);
+    RegisterMove(*cleared, FenceKind::kClear, *obj, nullptr);
     return CreateResult{obj->id(), cleared->fence->id()};
   }
   if (absl::IsInvalidArgument(last) && placements->size() > 1) {
@@ -320,6 +340,9 @@ absl::Status MemoryManager::DestroyObject(const Principal& who, uint64_t id) {
   }
   // The table's blocks return once queued blits and failsafe works drop it.
   o->ClearPlacement();
+  for (const FenceRef& f : {o->move_fence(), o->exec_fence()}) {
+    if (f != nullptr) fences_.Release(f->id());
+  }
   objects_.erase(id);
   uint64_t& used = usage_[o->owner().name];
   used -= std::min(used, o->size());
@@ -495,6 +518,7 @@ absl::StatusOr<uint64_t> MemoryManager::Migrate(const Principal& who,
   absl::StatusOr<SgTableRef> sg = AllocateWithEviction(
       *target, obj->size(), CpuPlacementFor(*obj, *target), obj.get());
   if (!sg.ok()) return sg.status();
+  const FenceRef previous = obj->move_fence();
   absl::StatusOr<Migrator::Result> moved =
       migrator_->Migrate(obj, *std::move(sg));
   if (!moved.ok()) return moved.status();
@@ -504,7 +528,7 @@ absl::StatusOr<uint64_t> MemoryManager::Migrate(const Principal& who,
   }
   ++placed_[*target];
   PlacedLocked(*obj);
-  RegisterMove(*moved, FenceKind::kMigrate, *obj);
+  RegisterMove(*moved, FenceKind::kMigrate, *obj, previous);
   return moved->fence->id();
 }
 
@@ -552,10 +576,7 @@ absl::StatusOr<uint64_t> MemoryManager::ExecFill(const Principal& who,
   SgTableRef sg = obj->sg();
   FenceRef f =
       device_->engine().Fill(sg, offset, length, value, std::move(deps));
-  obj->SetExecFence(f);
-  fences_created_.fetch_add(1, std::memory_order_relaxed);
-  fences_.Add(f, FenceKind::kExec, obj->id(), obj->owner().name, nullptr,
-              sg->region()->name());
+  RegisterExec(f, *obj, nullptr);
   PlacedLocked(*obj);
   return f->id();
 }
@@ -601,11 +622,7 @@ absl::StatusOr<uint64_t> MemoryManager::ExecCopy(const Principal& who,
   SgTableRef dsg = (*d_obj)->sg();
   FenceRef f = device_->engine().Copy((*s_obj)->sg(), src_offset, dsg,
                                       dst_offset, length, std::move(deps));
-  (*s_obj)->SetExecFence(f);
-  (*d_obj)->SetExecFence(f);
-  fences_created_.fetch_add(1, std::memory_order_relaxed);
-  fences_.Add(f, FenceKind::kExec, (*d_obj)->id(), (*d_obj)->owner().name,
-              nullptr, dsg->region()->name());
+  RegisterExec(f, **d_obj, src != dst ? s_obj->get() : nullptr);
   PlacedLocked(**s_obj);
   PlacedLocked(**d_obj);
   return f->id();
@@ -632,10 +649,7 @@ absl::StatusOr<MemoryManager::ChecksumResult> MemoryManager::ExecChecksum(
     AddMoveDep(*obj, &deps);
     SgTableRef sg = obj->sg();
     f = device_->engine().Checksum(sg, offset, length, result, std::move(deps));
-    obj->SetExecFence(f);
-    fences_created_.fetch_add(1, std::memory_order_relaxed);
-    fences_.Add(f, FenceKind::kExec, obj->id(), obj->owner().name, nullptr,
-                sg->region()->name());
+    RegisterExec(f, *obj, nullptr);
   }
   if (!f->WaitUntil(deadline)) {
     return absl::DeadlineExceededError(
@@ -703,6 +717,11 @@ absl::StatusOr<RegionInfo> MemoryManager::GetRegion(absl::string_view name) {
     MutexLock lock(&mu_);
     auto it = placed_.find(r);
     if (it != placed_.end()) info.objects = it->second;
+    // Unknown-state objects are rare and stay until destroyed: scanning for
+    // them is the cheap way to a "now" figure (the counter is cumulative).
+    for (const auto& [id, obj] : objects_) {
+      if (obj->unknown() && obj->region() == r) ++info.unknown_objects;
+    }
   }
   const RegionCounters& c = r->counters();
   info.evictions = c.evictions.load();

@@ -83,7 +83,8 @@ struct RegionInfo {
   uint64_t aperture = 0;
   uint64_t chunk_size = 0;
   RegionUsage usage;
-  uint64_t objects = 0;  // objects placed here
+  uint64_t objects = 0;          // objects placed here
+  uint64_t unknown_objects = 0;  // of those, in unknown state now
   uint64_t evictions = 0, blits = 0, blit_failures = 0, fallback_copies = 0,
            fallback_clears = 0, fallback_device = 0, unknown_state_objects = 0,
            bytes_migrated_in = 0, bytes_migrated_out = 0;
@@ -230,8 +231,13 @@ class MemoryManager {
   absl::StatusOr<FenceRef> EvictLocked(const BufferObjectRef& victim,
                                        Region* from)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Registers an object's new move fence, retains it (the object names it)
+  // and releases `previous`.
   void RegisterMove(const Migrator::Result& result, FenceKind kind,
-                    const BufferObject& obj);
+                    const BufferObject& obj, const FenceRef& previous);
+  // Registers an Exec fence as the last fence of `obj` (and `other`).
+  void RegisterExec(const FenceRef& fence, BufferObject& obj,
+                    BufferObject* other);
   void PlacedLocked(const BufferObject& obj) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   ObjectInfo InfoOf(const BufferObject& obj) const;
   bool CpuPlacementFor(const BufferObject& obj, const Region* region) const;

@@ -67,6 +67,43 @@ TEST_F(MemoryManagerTest, OtherPrincipalIsDenied) {
   EXPECT_TRUE(mm_->CheckInvariantsForTest().ok());
 }
 
+TEST(MemoryManagerHistoryTest, ObjectsMoveFenceOutlivesTheHistory) {
+  testing::SimLayout layout;
+  layout.fence_history = 2;
+  auto mm = MakeSimManager(layout);
+  ASSERT_TRUE(mm.ok());
+  MemoryManager::CreateRequest req;
+  req.size = 4096;
+  req.placements = {"smem", "lmem"};
+  auto first = (*mm)->CreateObject(User(1000), req);
+  ASSERT_TRUE(first.ok());
+  std::vector<uint64_t> others;
+  for (int i = 0; i < 8; ++i) {
+    auto r = (*mm)->CreateObject(User(1000), req);
+    ASSERT_TRUE(r.ok());
+    ASSERT_TRUE((*mm)->WaitFence(User(1000), r->fence_id, Soon()).ok());
+    others.push_back(r->object_id);
+  }
+  // Still the first object's move fence: still queryable.
+  EXPECT_TRUE((*mm)->GetFence(User(1000), first->fence_id).ok());
+  // Once the object moves on, its old fence may be forgotten.
+  auto moved = (*mm)->Migrate(User(1000), first->object_id, "lmem");
+  ASSERT_TRUE(moved.ok());
+  ASSERT_TRUE((*mm)->WaitFence(User(1000), *moved, Soon()).ok());
+  for (uint64_t id : others) {
+    ASSERT_TRUE((*mm)->DestroyObject(User(1000), id).ok());
+  }
+  auto r = (*mm)->CreateObject(User(1000), req);
+  ASSERT_TRUE(r.ok());
+  ASSERT_TRUE((*mm)->WaitFence(User(1000), r->fence_id, Soon()).ok());
+  auto r2 = (*mm)->CreateObject(User(1000), req);
+  ASSERT_TRUE(r2.ok());
+  ASSERT_TRUE((*mm)->WaitFence(User(1000), r2->fence_id, Soon()).ok());
+  EXPECT_EQ((*mm)->GetFence(User(1000), first->fence_id).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_TRUE((*mm)->GetFence(User(1000), *moved).ok());
+}
+
 TEST_F(MemoryManagerTest, EvictionMakesRoomAndPreservesContent) {
   // LMEM is 4 MiB: three 2 MiB objects force an eviction.
   std::vector<uint64_t> ids;

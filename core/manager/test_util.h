@@ -21,6 +21,7 @@ struct SimLayout {
   uint64_t smem = 8 << 20;
   int work_threads = 2;
   uint64_t default_quota = 0;
+  size_t fence_history = 4096;
 };
 
 inline absl::StatusOr<std::unique_ptr<MemoryManager>> MakeSimManager(
@@ -37,6 +38,7 @@ inline absl::StatusOr<std::unique_ptr<MemoryManager>> MakeSimManager(
   ManagerOptions options;
   options.work_threads = layout.work_threads;
   options.default_quota = layout.default_quota;
+  options.fence_history = layout.fence_history;
   return MemoryManager::Create(std::move(faults), *std::move(device),
                                std::move(options));
 }

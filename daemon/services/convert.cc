@@ -156,7 +156,7 @@ void RegionToProto(const RegionInfo& info, v1::Region* out) {
   out->set_aperture_allocated_bytes(info.aperture - aperture_free);
   out->set_min_block_bytes(info.chunk_size);
   out->set_objects(info.objects);
-  out->set_unknown_state_objects(info.unknown_state_objects);
+  out->set_unknown_state_objects(info.unknown_objects);
   v1::RegionCounters* c = out->mutable_counters();
   c->set_evictions(info.evictions);
   c->set_blits(info.blits);

@@ -94,18 +94,18 @@ absl::StatusOr<FenceInfo> RpcEnv::WaitForFence(const Principal& who,
                                                uint64_t fence_id,
                                                absl::Time deadline,
                                                grpc::ServerContext* ctx) {
-  absl::StatusOr<FenceInfo> info = manager_->GetFence(who, fence_id);
-  if (!info.ok() || info->signaled) return info;
-  absl::StatusOr<FenceRef> fence = manager_->fences().GetFence(fence_id);
-  if (!fence.ok()) return fence.status();
-  const absl::Time wait_start = absl::Now();
+  // Every wait is observed, an already-signalled fence's (0 s) included.
   struct Observe {
     const std::function<void(absl::Duration)>& observer;
     absl::Time start;
     ~Observe() {
       if (observer) observer(absl::Now() - start);
     }
-  } observe{fence_wait_observer_, wait_start};
+  } observe{fence_wait_observer_, absl::Now()};
+  absl::StatusOr<FenceInfo> info = manager_->GetFence(who, fence_id);
+  if (!info.ok() || info->signaled) return info;
+  absl::StatusOr<FenceRef> fence = manager_->fences().GetFence(fence_id);
+  if (!fence.ok()) return fence.status();
   for (;;) {
     const absl::Time now = absl::Now();
     if ((*fence)->WaitUntil(std::min(deadline, now + kPollSlice))) break;

@@ -222,6 +222,13 @@ Harness& GetHarness() {
   if (mkdtemp(tmpl) == nullptr) Die("mkdtemp failed");
   h->dir = tmpl;
   h->socket = h->dir + "/gpumig.sock";
+  // libFuzzer exits without ShutdownServiceHarness: remove the socket and
+  // its directory then too (the daemon's listener leaves the file).
+  static const std::string* exit_dir = new std::string(h->dir);
+  std::atexit([] {
+    unlink((*exit_dir + "/gpumig.sock").c_str());
+    rmdir(exit_dir->c_str());
+  });
   daemon::SetLogLevel(daemon::LogLevel::kError);
   absl::StatusOr<daemon::DaemonConfig> parsed =
       daemon::ParseConfigText(kConfig, "service_harness");

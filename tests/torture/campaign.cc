@@ -1120,6 +1120,8 @@ class Campaign::Worker {
         ExpectUnknown(obj, f->fence_id, "EXEC", what);
         return;
       case Verdict::kFailed:
+        NoExecFailsafe(obj, *f, what);
+        // Whatever the contract, a FAILED fill must have changed nothing.
         if (rng_.Chance(0.5)) {
           ReadAndCheck(obj, offset, length, what + " (FAILED: unchanged)");
         }
@@ -1128,6 +1130,18 @@ class Campaign::Worker {
         Abandon(obj, "inconsistent fill fence");
         return;
     }
+  }
+
+  // docs/api.md and objects.proto: "Fill and copy have the same failsafe as
+  // migrations": a failed Fill or Copy falls back to the CPU where possible
+  // and otherwise marks the destination unknown. FAILED is not among the
+  // outcomes that allows (only a failed checksum, a move whose failsafe
+  // could not be set up with memcpy banned, and shutdown).
+  void NoExecFailsafe(Obj* obj, const FenceStatus& f, const std::string& what) {
+    Flag("contract", "exec-no-failsafe", obj,
+         absl::StrCat(what, ": fence ", f.fence_id, " ended FAILED (",
+                      Short(f.error),
+                      ") instead of a fallback or UNKNOWN_STATE"));
   }
 
   void OpCopy(Obj* src, Obj* dst) {
@@ -1204,6 +1218,10 @@ class Campaign::Worker {
         ExpectUnknown(dst, f->fence_id, "EXEC", what);
         return;
       case Verdict::kFailed:
+        NoExecFailsafe(dst, *f, what);
+        if (rng_.Chance(0.5)) {
+          ReadAndCheck(dst, dst_offset, length, what + " (FAILED: unchanged)");
+        }
         return;
       case Verdict::kInconsistent:
         Abandon(dst, "inconsistent copy fence");
