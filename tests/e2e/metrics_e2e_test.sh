@@ -63,7 +63,10 @@ echo "blits $blits_before -> $blits_after, failures $failures, fallbacks $fallba
 [ "${fallbacks%.*}" -ge 1 ] || fail "fallback_copies_total did not move"
 [ "${fired%.*}" -ge 1 ] || fail "faults_fired_total did not move"
 [ "${rpcs%.*}" -ge 1 ] || fail "rpcs_total for Migrate did not move"
-curl -sf "http://$ADDR/metrics" | grep -q '^gpumig_fence_wait_seconds_count' ||
+# Scrape to a file first: `curl | grep -q` under pipefail fails when grep
+# stops reading early and curl gets SIGPIPE.
+curl -sf "http://$ADDR/metrics" >"$TMP/metrics.txt" || fail "scrape failed"
+grep -q '^gpumig_fence_wait_seconds_count' "$TMP/metrics.txt" ||
   fail "no fence wait histogram"
 grep -q 'event=blit_failed .*fallback=fallback_copy' "$LOG" ||
   fail "no blit_failed log line with the fallback taken"
