@@ -216,6 +216,59 @@ TEST(FailsafeScenarioTest, DeviceFallbackPathRescuesMemoryTheCpuCannotReach) {
   }
 }
 
+// A migration fails with no fallback while a second one is queued behind it:
+// both fences end UNKNOWN_STATE with an error, but the object names the
+// first -- the cause -- as its unknown_fence_id, and the second as its move
+// fence.
+TEST(FailsafeScenarioTest, UnknownStateNamesTheMoveThatCausedIt) {
+  Rig rig = MakeRig(4 << 20, 0, 4 << 20);
+  MemoryManager& mm = *rig.mm;
+  const Principal a = User(1000);
+  MemoryManager::CreateRequest req;
+  req.size = 256 << 10;
+  req.placements = {"smem", "lmem"};
+  auto obj = mm.CreateObject(a, req);
+  ASSERT_TRUE(obj.ok()) << obj.status();
+  ASSERT_TRUE(mm.WaitFence(a, obj->fence_id, Soon()).ok());
+  ASSERT_TRUE(
+      mm.Write(a, obj->object_id, 0, Pattern(256 << 10, 3), Soon()).ok());
+
+  // The first blit is slow (so the second migration is queued while the
+  // object still looks fine), fails, and may not fall back.
+  FaultSpec latency{FaultKind::kEngineLatency};
+  latency.latency = absl::Milliseconds(100);
+  latency.trigger = FaultTrigger::kNextN;
+  latency.next_n = 1;
+  ASSERT_TRUE(rig.faults->Add(latency).ok());
+  FaultSpec fail{FaultKind::kFailBlit};
+  fail.trigger = FaultTrigger::kNextN;
+  fail.next_n = 1;
+  ASSERT_TRUE(rig.faults->Add(fail).ok());
+  ASSERT_TRUE(rig.faults->Add({FaultKind::kBanMemcpy}).ok());
+
+  auto first = mm.Migrate(a, obj->object_id, "lmem");
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto second = mm.Migrate(a, obj->object_id, "smem");
+  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_NE(*first, *second);
+
+  for (uint64_t id : {*first, *second}) {
+    auto f = mm.WaitFence(a, id, Soon());
+    ASSERT_TRUE(f.ok()) << f.status();
+    EXPECT_EQ(f->outcome, MoveOutcome::kUnknownState) << "fence " << id;
+    EXPECT_EQ(f->error.code(), absl::StatusCode::kDataLoss) << "fence " << id;
+  }
+  auto info = mm.GetObject(a, obj->object_id);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->state, ObjectState::kUnknown);
+  EXPECT_EQ(info->unknown_fence_id, *first);
+  EXPECT_EQ(info->move_fence_id, *second);
+  EXPECT_NE(info->unknown_reason.find("failed"), std::string::npos)
+      << info->unknown_reason;
+  // Counted once, though two fences ended unknown.
+  EXPECT_EQ(mm.GetRegion("lmem")->unknown_state_objects, 1u);  // marks
+}
+
 // Owner A fills all of LMEM and SMEM with a marker and destroys everything;
 // owner B allocates with every fault mode on and never reads the marker.
 TEST(FailsafeScenarioTest, NewOwnerNeverReadsStaleDataUnderAnyFault) {

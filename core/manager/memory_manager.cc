@@ -361,7 +361,10 @@ ObjectInfo MemoryManager::InfoOf(const BufferObject& obj) const {
     info.cpu_accessible = sg->cpu_accessible();
   }
   info.state = obj.state();
-  if (obj.unknown()) info.unknown_reason = obj.unknown_reason();
+  if (obj.unknown()) {
+    info.unknown_reason = obj.unknown_reason();
+    info.unknown_fence_id = obj.unknown_fence_id();
+  }
   info.pin_count = obj.pin_count();
   info.label = obj.label();
   info.owner = obj.owner().name;

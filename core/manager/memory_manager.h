@@ -71,6 +71,8 @@ struct ObjectInfo {
   std::string owner;
   uint64_t move_fence_id = 0;
   uint64_t exec_fence_id = 0;
+  // The fence whose failsafe made the object unknown (0 while ok).
+  uint64_t unknown_fence_id = 0;
   absl::Time created;
   bool require_cpu_access = false;
   bool cpu_accessible = false;

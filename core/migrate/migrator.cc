@@ -22,6 +22,9 @@ struct FailsafeState {
   bool cpu_reachable = false;  // both sides inside their CPU apertures
   std::string no_cpu_reason;
   std::shared_ptr<MoveRecord> record;
+  // The failsafe work's fence: what the object names as the culprit if
+  // this move leaves it unknown. Set before the work is committed.
+  uint64_t fence_id = 0;
 };
 
 // The fallback after a failed blit: a CPU memcpy/memset where both sides
@@ -98,7 +101,7 @@ absl::Status RunFailsafe(const FailsafeState& s, const absl::Status& blit) {
       MoveKindOp(s.kind), " blit into region ", s.dst->region()->name(),
       " failed (", blit.message(), ") and no fallback was possible (",
       fallback.status().message(), ")"));
-  if (s.obj->MarkUnknown(error)) {
+  if (s.obj->MarkUnknown(error, s.fence_id)) {
     counters.unknown_state_objects.fetch_add(1, std::memory_order_relaxed);
   }
   s.record->outcome.store(MoveOutcome::kUnknownState,
@@ -258,6 +261,7 @@ absl::StatusOr<Migrator::Result> Migrator::Move(const BufferObjectRef& obj,
     if (work.ok()) {
       // A clean blit needs only "blit ok" recorded: signal from the engine's
       // callback; errors (the memcpy fallback) go to the queue.
+      state->fence_id = (*work)->fence()->id();
       absl::Status s = (*work)->RunInlineWhenNoError();
       if (s.ok()) s = (*work)->Await(blit);
       if (s.ok()) s = (*work)->Commit();

@@ -82,10 +82,16 @@ std::string BufferObject::unknown_reason() const {
   return unknown_reason_;
 }
 
-bool BufferObject::MarkUnknown(const absl::Status& why) {
+uint64_t BufferObject::unknown_fence_id() const {
+  MutexLock lock(&mu_);
+  return unknown_fence_id_;
+}
+
+bool BufferObject::MarkUnknown(const absl::Status& why, uint64_t fence_id) {
   MutexLock lock(&mu_);
   if (unknown_.load(std::memory_order_relaxed)) return false;
   unknown_reason_ = std::string(why.message());
+  unknown_fence_id_ = fence_id;
   // Release: whoever sees the flag sees the reason.
   unknown_.store(true, std::memory_order_release);
   return true;

@@ -3,11 +3,10 @@
 //
 // Lifecycle of the content state (write-once, like i915's unknown_state):
 //
-//   state   | how it is entered                              | accesses
-//   --------+------------------------------------------------+---------------------
-//   ok      | creation                                       | allowed after
-//   move fence unknown | a blit failed and no CPU fallback was possible | all
-//   refused: DATA_LOSS
+//   state    entered by                                    accesses
+//   ok       creation                                      allowed
+//   unknown  a move's blit failed and no fallback was      all refused:
+//            possible (the failsafe work marks it)         DATA_LOSS
 //
 // The unknown flag is set by the failsafe work BEFORE it signals the move
 // fence, with release semantics; readers check it after observing the move
@@ -97,9 +96,14 @@ class BufferObject {
   }
   // Why the object is unknown ("" while ok).
   std::string unknown_reason() const ABSL_LOCKS_EXCLUDED(mu_);
-  // Sets the flag once (later calls keep the first reason). Returns true if
-  // this call changed the state.
-  bool MarkUnknown(const absl::Status& why) ABSL_LOCKS_EXCLUDED(mu_);
+  // The fence whose failsafe marked the object unknown (0 while ok, or when
+  // the marker named none). Not necessarily the current move fence: moves
+  // queued behind the failed one end unknown too, but did not cause it.
+  uint64_t unknown_fence_id() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Sets the flag once (later calls keep the first reason and fence).
+  // Returns true if this call changed the state.
+  bool MarkUnknown(const absl::Status& why, uint64_t fence_id = 0)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // OK, or DATA_LOSS naming the object and the reason it is unknown.
   absl::Status CheckAccess() const;
 
@@ -130,6 +134,7 @@ class BufferObject {
   FenceRef move_fence_ ABSL_GUARDED_BY(mu_);
   FenceRef exec_fence_ ABSL_GUARDED_BY(mu_);
   std::string unknown_reason_ ABSL_GUARDED_BY(mu_);
+  uint64_t unknown_fence_id_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 using BufferObjectRef = std::shared_ptr<BufferObject>;

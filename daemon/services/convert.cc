@@ -45,9 +45,7 @@ void ObjectToProto(const ObjectInfo& info, v1::Object* out) {
   out->set_state(unknown ? v1::OBJECT_STATE_UNKNOWN : v1::OBJECT_STATE_OK);
   if (unknown) {
     out->set_unknown_reason(info.unknown_reason);
-    // The failsafe marks an object unknown only from a failed move, and the
-    // move is the object's latest: its move fence is the culprit.
-    out->set_unknown_fence_id(info.move_fence_id);
+    out->set_unknown_fence_id(info.unknown_fence_id);
   }
   out->set_pin_count(static_cast<uint32_t>(std::max(0, info.pin_count)));
   out->set_label(info.label);

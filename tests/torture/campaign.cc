@@ -84,6 +84,7 @@ void CampaignStats::Merge(const CampaignStats& o) {
   for (const auto& [k, v] : o.unknown_objects) unknown_objects[k] += v;
   abandoned_objects += o.abandoned_objects;
   fences_aged_out += o.fences_aged_out;
+  exec_failed += o.exec_failed;
   for (const auto& [k, v] : o.faults_injected) faults_injected[k] += v;
   for (const auto& [k, v] : o.faults_fired) faults_fired[k] += v;
   fault_inject_refused += o.fault_inject_refused;
@@ -572,8 +573,10 @@ class Campaign::Worker {
     if (cause.empty() || (fence_id != 0 && culprit != fence_id)) {
       cause = "?";
       if (culprit != 0) {
-        absl::StatusOr<FenceStatus> f = cl_->GetFence(culprit, Call());
-        Note("GetFence", f);
+        // The object is marked just before its culprit signals: wait.
+        absl::StatusOr<FenceStatus> f =
+            cl_->WaitFence(culprit, c_.options().rpc_timeout, Call());
+        Note("WaitFence", f);
         if (f.ok()) {
           cause = client::FenceKindName(f->kind);
           if (f->outcome != FenceOutcome::kUnknownState || f->error.ok()) {
@@ -586,9 +589,9 @@ class Campaign::Worker {
                               " error ", Short(f->error)));
           }
         } else if (f.status().code() == absl::StatusCode::kNotFound) {
-          FenceNotFound(obj, culprit, "GetFence of unknown_fence_id");
+          FenceNotFound(obj, culprit, "WaitFence of unknown_fence_id");
         } else {
-          ExpectCodes("GetFence", obj, f.status(), {});
+          ExpectCodes("WaitFence", obj, f.status(), {});
         }
       }
     }
@@ -1120,11 +1123,9 @@ class Campaign::Worker {
         ExpectUnknown(obj, f->fence_id, "EXEC", what);
         return;
       case Verdict::kFailed:
-        NoExecFailsafe(obj, *f, what);
-        // Whatever the contract, a FAILED fill must have changed nothing.
-        if (rng_.Chance(0.5)) {
-          ReadAndCheck(obj, offset, length, what + " (FAILED: unchanged)");
-        }
+        CheckFailedExec(
+            obj, offset,
+            std::vector<uint8_t>(length, static_cast<uint8_t>(o.value)), what);
         return;
       case Verdict::kInconsistent:
         Abandon(obj, "inconsistent fill fence");
@@ -1132,16 +1133,55 @@ class Campaign::Worker {
     }
   }
 
-  // docs/api.md and objects.proto: "Fill and copy have the same failsafe as
-  // migrations": a failed Fill or Copy falls back to the CPU where possible
-  // and otherwise marks the destination unknown. FAILED is not among the
-  // outcomes that allows (only a failed checksum, a move whose failsafe
-  // could not be set up with memcpy banned, and shutdown).
-  void NoExecFailsafe(Obj* obj, const FenceStatus& f, const std::string& what) {
-    Flag("contract", "exec-no-failsafe", obj,
-         absl::StrCat(what, ": fence ", f.fence_id, " ended FAILED (",
-                      Short(f.error),
-                      ") instead of a fallback or UNKNOWN_STATE"));
+  // docs/api.md and objects.proto: Exec has no failsafe. A Fill or Copy that
+  // ends FAILED leaves in its range the owner's own bytes: per byte the old
+  // content or the new (an engine that failed midway), never anything else.
+  // Reads the range (sometimes; always when `must_check`), checks that, and
+  // takes what it read into the shadow. `fresh` is what the command would
+  // have written.
+  void CheckFailedExec(Obj* obj, uint64_t offset,
+                       const std::vector<uint8_t>& fresh,
+                       const std::string& what) {
+    ++stats_.exec_failed;
+    absl::StatusOr<std::vector<uint8_t>> r =
+        cl_->Read(obj->handle, offset, fresh.size(), Call());
+    Note("Read", r);
+    if (!r.ok()) {
+      Log(obj, absl::StrCat(what, " (FAILED) read ", Short(r.status())));
+      if (r.status().code() == absl::StatusCode::kDataLoss) {
+        HandleDataLoss(obj, what);
+      } else {
+        ExpectCodes(what.c_str(), obj, r.status(),
+                    {absl::StatusCode::kInternal});
+        // The range's content is not known now: stop trusting the shadow.
+        if (!Stopped()) Abandon(obj, "failed exec, range unread");
+      }
+      return;
+    }
+    stats_.bytes_read += r->size();
+    if (r->size() != fresh.size()) {
+      Flag("contract", "read-length", obj,
+           absl::StrFormat("%s: Read of %u bytes returned %u", what,
+                           fresh.size(), r->size()));
+      Abandon(obj, "short read");
+      return;
+    }
+    uint8_t* shadow = obj->shadow.data() + offset;
+    uint64_t adopted = 0;
+    for (size_t i = 0; i < r->size(); ++i) {
+      if ((*r)[i] == shadow[i]) continue;
+      if ((*r)[i] != fresh[i]) {
+        // Neither old nor new: report it against the old content.
+        CheckBytes(obj, offset, *r, what + " (FAILED: old or new bytes only)",
+                   "content");
+        return;
+      }
+      ++adopted;
+    }
+    std::memcpy(shadow, r->data(), r->size());
+    stats_.bytes_verified += r->size();
+    Log(obj, absl::StrCat(what, " FAILED; range holds old/new bytes (", adopted,
+                          " new)"));
   }
 
   void OpCopy(Obj* src, Obj* dst) {
@@ -1218,10 +1258,11 @@ class Campaign::Worker {
         ExpectUnknown(dst, f->fence_id, "EXEC", what);
         return;
       case Verdict::kFailed:
-        NoExecFailsafe(dst, *f, what);
-        if (rng_.Chance(0.5)) {
-          ReadAndCheck(dst, dst_offset, length, what + " (FAILED: unchanged)");
-        }
+        CheckFailedExec(
+            dst, dst_offset,
+            std::vector<uint8_t>(src->shadow.begin() + src_offset,
+                                 src->shadow.begin() + src_offset + length),
+            what);
         return;
       case Verdict::kInconsistent:
         Abandon(dst, "inconsistent copy fence");
@@ -2109,6 +2150,7 @@ std::string FormatSummary(const CampaignResult& r) {
        absl::StrFormat("%u (by cause: %s)", Sum(s.unknown_objects),
                        JoinCounts(s.unknown_objects)));
   line("fences aged out", absl::StrCat(s.fences_aged_out));
+  line("exec failed (checked)", absl::StrCat(s.exec_failed));
   line("selftests",
        absl::StrFormat("%u run, %u passed", s.selftests, s.selftests_passed));
   line("watch events", JoinCounts(s.events));
@@ -2172,6 +2214,7 @@ std::string FormatSummaryJson(const CampaignResult& r) {
   kv("unknown_state_objects", absl::StrCat(Sum(s.unknown_objects)));
   kv("unknown_state_by_cause", JsonCounts(s.unknown_objects));
   kv("fences_aged_out", absl::StrCat(s.fences_aged_out));
+  kv("exec_failed", absl::StrCat(s.exec_failed));
   kv("admin_evictions", absl::StrCat(s.evict_calls));
   kv("selftests", absl::StrCat(s.selftests));
   kv("selftests_passed", absl::StrCat(s.selftests_passed));

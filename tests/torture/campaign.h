@@ -103,6 +103,9 @@ struct CampaignStats {
   uint64_t abandoned_objects = 0;
   // Fences gone from the history before the client could ask.
   uint64_t fences_aged_out = 0;
+  // Exec fills/copies that ended FAILED (no failsafe, by contract); each
+  // checked to hold only the old or the new bytes.
+  uint64_t exec_failed = 0;
   // Schedule.
   std::map<std::string, uint64_t> faults_injected, faults_fired;
   uint64_t fault_inject_refused = 0;
