@@ -37,6 +37,7 @@
 #include "absl/time/clock.h"
 #include "core/base/mutex.h"
 #include "core/device/checksum.h"
+#include "core/device/queued_engine.h"
 #include "core/fence/timeline.h"
 
 namespace gpumig {
@@ -88,10 +89,13 @@ void WalkPieces(const std::vector<absl::Span<uint8_t>>& src,
 //
 // Thread-safe. Shutdown() from the engine thread itself (a callback of one of
 // this engine's fences) only stops the engine; it cannot wait for the drain.
-class SimCopyEngine : public CopyEngine {
+class SimCopyEngine : public QueuedCopyEngine {
  public:
   SimCopyEngine(const SimDevice* device, FaultInjector* faults)
-      : device_(device), faults_(faults), timeline_("sim-copy-engine") {
+      : QueuedCopyEngine("sim"),
+        device_(device),
+        faults_(faults),
+        timeline_("sim-copy-engine") {
     std::thread::id id;
     {
       MutexLock lock(&join_mu_);
@@ -102,77 +106,6 @@ class SimCopyEngine : public CopyEngine {
     engine_thread_id_ = id;
   }
   ~SimCopyEngine() override { Shutdown(); }
-
-  FenceRef Copy(SgTableRef src, uint64_t src_offset, SgTableRef dst,
-                uint64_t dst_offset, uint64_t length, Deps deps,
-                bool inject_failure) override {
-    Command cmd;
-    cmd.op = Op::kCopy;
-    cmd.src = std::move(src);
-    cmd.src_offset = src_offset;
-    cmd.dst = std::move(dst);
-    cmd.dst_offset = dst_offset;
-    cmd.length = length;
-    cmd.deps = std::move(deps);
-    cmd.inject_failure = inject_failure;
-    return Submit(std::move(cmd), "sim-copy");
-  }
-
-  FenceRef Fill(SgTableRef dst, uint64_t offset, uint64_t length, uint8_t value,
-                Deps deps, bool inject_failure) override {
-    Command cmd;
-    cmd.op = Op::kFill;
-    cmd.dst = std::move(dst);
-    cmd.dst_offset = offset;
-    cmd.length = length;
-    cmd.value = value;
-    cmd.deps = std::move(deps);
-    cmd.inject_failure = inject_failure;
-    return Submit(std::move(cmd), "sim-fill");
-  }
-
-  FenceRef Checksum(SgTableRef src, uint64_t offset, uint64_t length,
-                    std::shared_ptr<uint64_t> result, Deps deps) override {
-    Command cmd;
-    cmd.op = Op::kChecksum;
-    cmd.src = std::move(src);
-    cmd.src_offset = offset;
-    cmd.length = length;
-    cmd.result = std::move(result);
-    cmd.deps = std::move(deps);
-    return Submit(std::move(cmd), "sim-checksum");
-  }
-
-  FenceRef ReadToHost(SgTableRef src, uint64_t offset, uint64_t length,
-                      uint8_t* host, Deps deps) override {
-    Command cmd;
-    cmd.op = Op::kRead;
-    cmd.src = std::move(src);
-    cmd.src_offset = offset;
-    cmd.length = length;
-    cmd.host_dst = host;
-    cmd.deps = std::move(deps);
-    return Submit(std::move(cmd), "sim-read");
-  }
-
-  FenceRef WriteFromHost(const uint8_t* host, SgTableRef dst, uint64_t offset,
-                         uint64_t length, Deps deps) override {
-    Command cmd;
-    cmd.op = Op::kWrite;
-    cmd.host_src = host;
-    cmd.dst = std::move(dst);
-    cmd.dst_offset = offset;
-    cmd.length = length;
-    cmd.deps = std::move(deps);
-    return Submit(std::move(cmd), "sim-write");
-  }
-
-  uint64_t inflight() const override {
-    // Read signalled first: both only grow, so this never underflows.
-    const uint64_t signalled = signalled_.load(std::memory_order_acquire);
-    const uint64_t submitted = submitted_.load(std::memory_order_acquire);
-    return submitted - signalled;
-  }
 
   void Shutdown() ABSL_LOCKS_EXCLUDED(mu_, join_mu_) {
     {
@@ -189,38 +122,21 @@ class SimCopyEngine : public CopyEngine {
   }
 
  private:
-  enum class Op { kCopy, kFill, kChecksum, kRead, kWrite };
-
-  struct Command {
-    Op op = Op::kCopy;
-    FenceRef fence;
-    Deps deps;
-    SgTableRef src;
-    SgTableRef dst;
-    uint64_t src_offset = 0;
-    uint64_t dst_offset = 0;
-    uint64_t length = 0;
-    uint8_t value = 0;
-    bool inject_failure = false;
-    std::shared_ptr<uint64_t> result;
-    uint8_t* host_dst = nullptr;
-    const uint8_t* host_src = nullptr;
-    // Submitted after Shutdown() began: signalled ABORTED, not executed.
-    bool aborted = false;
-  };
+  using Op = EngineOp;
+  using Command = EngineCommand;
 
   static absl::Status ShutDownError() {
     return absl::AbortedError("device shut down");
   }
 
-  FenceRef Submit(Command cmd, absl::string_view name)
+  FenceRef Submit(Command cmd, absl::string_view name) override
       ABSL_LOCKS_EXCLUDED(mu_) {
     FenceRef fence;
     bool abort_inline = false;
     {
       MutexLock lock(&mu_);
       fence = timeline_.Append(name).fence;
-      submitted_.fetch_add(1, std::memory_order_acq_rel);
+      CountSubmitted();
       if (exited_) {
         abort_inline = true;
       } else {
@@ -260,7 +176,7 @@ class SimCopyEngine : public CopyEngine {
   }
 
   void SignalDone(const FenceRef& fence, absl::Status status) {
-    signalled_.fetch_add(1, std::memory_order_acq_rel);
+    CountSignalled();
     // Only this engine signals its fences, once each: a failure here is a
     // bug, not something a caller can act on.
     fence->SignalWithError(std::move(status)).IgnoreError();
@@ -426,8 +342,6 @@ class SimCopyEngine : public CopyEngine {
 
   // Appended to under mu_ only, so seqno order is queue order.
   Timeline timeline_;
-  std::atomic<uint64_t> submitted_{0};
-  std::atomic<uint64_t> signalled_{0};
 
   absl::Mutex mu_;
   std::deque<Command> queue_ ABSL_GUARDED_BY(mu_);

@@ -194,7 +194,9 @@ TEST(FailsafeScenarioTest, DeviceFallbackPathRescuesMemoryTheCpuCannotReach) {
     ASSERT_TRUE(mm.Write(a, obj->object_id, 0, data, Soon()).ok());
     FaultSpec fail{FaultKind::kFailBlit};
     ASSERT_TRUE(rig.faults->Add(fail).ok());
-    if (ban) ASSERT_TRUE(rig.faults->Add({FaultKind::kBanMemcpy}).ok());
+    if (ban) {
+      ASSERT_TRUE(rig.faults->Add({FaultKind::kBanMemcpy}).ok());
+    }
     auto f = mm.Migrate(a, obj->object_id, "lmem");
     ASSERT_TRUE(f.ok()) << f.status();
     auto fence = mm.WaitFence(a, *f, Soon());

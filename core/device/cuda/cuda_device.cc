@@ -73,6 +73,7 @@
 #include "absl/time/time.h"
 #include "core/base/mutex.h"
 #include "core/device/checksum.h"
+#include "core/device/queued_engine.h"
 #include "core/fence/timeline.h"
 
 namespace gpumig {
@@ -255,25 +256,8 @@ class ScopedEngineThread {
   const void* const previous_;
 };
 
-enum class Op { kCopy, kFill, kChecksum, kRead, kWrite };
-
-struct Command {
-  Op op = Op::kCopy;
-  FenceRef fence;
-  CopyEngine::Deps deps;
-  SgTableRef src;
-  SgTableRef dst;
-  uint64_t src_offset = 0;
-  uint64_t dst_offset = 0;
-  uint64_t length = 0;
-  uint8_t value = 0;
-  bool inject_failure = false;
-  std::shared_ptr<uint64_t> result;
-  uint8_t* host_dst = nullptr;
-  const uint8_t* host_src = nullptr;
-  // Submitted after Shutdown() began: signalled ABORTED, not executed.
-  bool aborted = false;
-};
+using Op = EngineOp;
+using Command = EngineCommand;
 
 class CudaCopyEngine;
 
@@ -323,7 +307,7 @@ void ParkForever(void* holder) {
 // The copy engine: see the file comment.
 //
 // Thread-safe. Shutdown() from a fence callback of this engine only stops it.
-class CudaCopyEngine : public CopyEngine {
+class CudaCopyEngine : public QueuedCopyEngine {
  public:
   static absl::StatusOr<std::unique_ptr<CudaCopyEngine>> Create(
       const CudaMemory* memory, FaultInjector* faults) {
@@ -373,77 +357,6 @@ class CudaCopyEngine : public CopyEngine {
     if (scratch_ != nullptr) (void)cudaFree(scratch_);
   }
 
-  FenceRef Copy(SgTableRef src, uint64_t src_offset, SgTableRef dst,
-                uint64_t dst_offset, uint64_t length, Deps deps,
-                bool inject_failure) override {
-    Command cmd;
-    cmd.op = Op::kCopy;
-    cmd.src = std::move(src);
-    cmd.src_offset = src_offset;
-    cmd.dst = std::move(dst);
-    cmd.dst_offset = dst_offset;
-    cmd.length = length;
-    cmd.deps = std::move(deps);
-    cmd.inject_failure = inject_failure;
-    return Submit(std::move(cmd), "cuda-copy");
-  }
-
-  FenceRef Fill(SgTableRef dst, uint64_t offset, uint64_t length, uint8_t value,
-                Deps deps, bool inject_failure) override {
-    Command cmd;
-    cmd.op = Op::kFill;
-    cmd.dst = std::move(dst);
-    cmd.dst_offset = offset;
-    cmd.length = length;
-    cmd.value = value;
-    cmd.deps = std::move(deps);
-    cmd.inject_failure = inject_failure;
-    return Submit(std::move(cmd), "cuda-fill");
-  }
-
-  FenceRef Checksum(SgTableRef src, uint64_t offset, uint64_t length,
-                    std::shared_ptr<uint64_t> result, Deps deps) override {
-    Command cmd;
-    cmd.op = Op::kChecksum;
-    cmd.src = std::move(src);
-    cmd.src_offset = offset;
-    cmd.length = length;
-    cmd.result = std::move(result);
-    cmd.deps = std::move(deps);
-    return Submit(std::move(cmd), "cuda-checksum");
-  }
-
-  FenceRef ReadToHost(SgTableRef src, uint64_t offset, uint64_t length,
-                      uint8_t* host, Deps deps) override {
-    Command cmd;
-    cmd.op = Op::kRead;
-    cmd.src = std::move(src);
-    cmd.src_offset = offset;
-    cmd.length = length;
-    cmd.host_dst = host;
-    cmd.deps = std::move(deps);
-    return Submit(std::move(cmd), "cuda-read");
-  }
-
-  FenceRef WriteFromHost(const uint8_t* host, SgTableRef dst, uint64_t offset,
-                         uint64_t length, Deps deps) override {
-    Command cmd;
-    cmd.op = Op::kWrite;
-    cmd.host_src = host;
-    cmd.dst = std::move(dst);
-    cmd.dst_offset = offset;
-    cmd.length = length;
-    cmd.deps = std::move(deps);
-    return Submit(std::move(cmd), "cuda-write");
-  }
-
-  uint64_t inflight() const override {
-    // Read signalled first: both only grow, so this never underflows.
-    const uint64_t signalled = signalled_.load(std::memory_order_acquire);
-    const uint64_t submitted = submitted_.load(std::memory_order_acquire);
-    return submitted - signalled;
-  }
-
   void Shutdown() ABSL_LOCKS_EXCLUDED(mu_, join_mu_) {
     {
       MutexLock lock(&mu_);
@@ -478,7 +391,7 @@ class CudaCopyEngine : public CopyEngine {
     FenceRef fence = std::move(cmd.fence);
     if (status.ok() && cmd.result != nullptr) *cmd.result = record.checksum;
     { Command dropped = std::move(cmd); }
-    signalled_.fetch_add(1, std::memory_order_acq_rel);
+    CountSignalled();
     // Only this engine signals its fences, once each.
     fence->SignalWithError(std::move(status)).IgnoreError();
     record.done.store(true, std::memory_order_release);
@@ -488,7 +401,10 @@ class CudaCopyEngine : public CopyEngine {
   enum StreamId { kToDevice = 0, kToHost = 1 };
 
   CudaCopyEngine(const CudaMemory* memory, FaultInjector* faults)
-      : memory_(memory), faults_(faults), timeline_("cuda-copy-engine") {}
+      : QueuedCopyEngine("cuda"),
+        memory_(memory),
+        faults_(faults),
+        timeline_("cuda-copy-engine") {}
 
   void Start() {
     MutexLock lock(&join_mu_);
@@ -500,14 +416,14 @@ class CudaCopyEngine : public CopyEngine {
     return absl::AbortedError("device shut down");
   }
 
-  FenceRef Submit(Command cmd, absl::string_view name)
+  FenceRef Submit(Command cmd, absl::string_view name) override
       ABSL_LOCKS_EXCLUDED(mu_) {
     FenceRef fence;
     bool abort_inline = false;
     {
       MutexLock lock(&mu_);
       fence = timeline_.Append(name).fence;
-      submitted_.fetch_add(1, std::memory_order_acq_rel);
+      CountSubmitted();
       cmd.fence = fence;
       if (completion_exited_) {
         abort_inline = true;
@@ -531,7 +447,7 @@ class CudaCopyEngine : public CopyEngine {
     }
     if (abort_inline) {
       { Command dropped = std::move(cmd); }
-      signalled_.fetch_add(1, std::memory_order_acq_rel);
+      CountSignalled();
       fence->SignalWithError(ShutDownError()).IgnoreError();
     }
     return fence;
@@ -1105,8 +1021,6 @@ class CudaCopyEngine : public CopyEngine {
 
   // Appended to under mu_ only, so seqno order is queue order.
   Timeline timeline_;
-  std::atomic<uint64_t> submitted_{0};
-  std::atomic<uint64_t> signalled_{0};
 
   // Submission thread only.
   cudaEvent_t previous_event_ = nullptr;
