@@ -287,66 +287,97 @@ absl::StatusOr<MemoryManager::CreateResult> MemoryManager::CreateObject(
       ResolvePlacements(request.placements);
   if (!placements.ok()) return placements.status();
 
-  MutexLock lock(&mu_);
-  const uint64_t quota = QuotaFor(who);
-  const uint64_t used = usage_[who.name];
-  if (quota != 0 && (request.size > quota || used > quota - request.size)) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("quota exceeded for ", who.name, ": ", used, " of ", quota,
-                     " bytes in use, ", request.size, " more requested"));
-  }
-  auto obj = std::make_shared<BufferObject>(next_object_id_, request.size,
-                                            *placements, who, request.label,
-                                            request.require_cpu_access);
-
-  absl::Status last = absl::ResourceExhaustedError("no placement has room");
-  for (Region* region : *placements) {
-    absl::StatusOr<SgTableRef> sg = AllocateWithEviction(
-        region, request.size, CpuPlacementFor(*obj, region), obj.get());
-    if (!sg.ok()) {
-      last = sg.status();
-      continue;
+  // Reserve the quota first; everything after this returns it on failure.
+  {
+    MutexLock lock(&mu_);
+    const uint64_t quota = QuotaFor(who);
+    uint64_t& used = usage_[who.name];
+    if (quota != 0 && (request.size > quota || used > quota - request.size)) {
+      const uint64_t in_use = used;
+      if (used == 0) usage_.erase(who.name);
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "quota exceeded for ", who.name, ": ", in_use, " of ", quota,
+          " bytes in use, ", request.size, " more requested"));
     }
-    absl::StatusOr<Migrator::Result> cleared =
-        migrator_->Clear(obj, *std::move(sg));
-    if (!cleared.ok()) return cleared.status();
-    ++next_object_id_;
-    objects_[obj->id()] = obj;
-    ++placed_[region];
-    usage_[who.name] += request.size;
-    if (request.pin) obj->Pin();
-    PlacedLocked(*obj);
-    RegisterMove(*cleared, FenceKind::kClear, *obj, nullptr);
-    return CreateResult{obj->id(), cleared->fence->id()};
+    used += request.size;
   }
-  if (absl::IsInvalidArgument(last) && placements->size() > 1) {
-    last = absl::InvalidArgumentError(absl::StrCat(
-        "no placement can hold ", request.size, " bytes: ", last.message()));
+  absl::Cleanup unreserve = [this, &who, &request] {
+    MutexLock lock(&mu_);
+    uint64_t& used = usage_[who.name];
+    used -= std::min(used, request.size);
+    if (used == 0) usage_.erase(who.name);
+  };
+  auto obj = std::make_shared<BufferObject>(
+      next_object_id_.fetch_add(1, std::memory_order_relaxed), request.size,
+      *placements, who, request.label, request.require_cpu_access);
+
+  // Nobody else can see the object until it is published below, so its
+  // allocation (when no eviction is needed) and its clear need no lock of
+  // ours: the global lock covers only the quota and the publication. The
+  // first placement with room as it stands is taken at once; if the
+  // preferred one is full, the slow path below evicts, in placement order,
+  // under the lock.
+  absl::StatusOr<SgTableRef> sg = placements->front()->Allocate(
+      request.size, CpuPlacementFor(*obj, placements->front()));
+  absl::Status last = absl::ResourceExhaustedError("no placement has room");
+  if (!sg.ok()) {
+    MutexLock lock(&mu_);
+    for (Region* region : *placements) {
+      sg = AllocateWithEviction(region, request.size,
+                                CpuPlacementFor(*obj, region), obj.get());
+      if (sg.ok()) break;
+      last = sg.status();
+    }
   }
-  return last;
+  if (!sg.ok()) {
+    if (absl::IsInvalidArgument(last) && placements->size() > 1) {
+      last = absl::InvalidArgumentError(absl::StrCat(
+          "no placement can hold ", request.size, " bytes: ", last.message()));
+    }
+    return last;
+  }
+  Region* region = (*sg)->region();
+  absl::StatusOr<Migrator::Result> cleared =
+      migrator_->Clear(obj, *std::move(sg));
+  if (!cleared.ok()) return cleared.status();
+
+  std::move(unreserve).Cancel();
+  MutexLock lock(&mu_);
+  objects_[obj->id()] = obj;
+  ++placed_[region];
+  if (request.pin) obj->Pin();
+  PlacedLocked(*obj);
+  RegisterMove(*cleared, FenceKind::kClear, *obj, nullptr);
+  return CreateResult{obj->id(), cleared->fence->id()};
 }
 
 absl::Status MemoryManager::DestroyObject(const Principal& who, uint64_t id) {
   if (absl::Status s = CheckLive(); !s.ok()) return s;
-  MutexLock lock(&mu_);
-  absl::StatusOr<BufferObjectRef> obj = LookupLocked(who, id, false);
-  if (!obj.ok()) return obj.status();
-  BufferObjectRef o = *obj;
-  MutexLock io(o->io_mu());
-  o->MarkDestroyed();
-  if (Region* r = o->region()) {
-    r->LruRemove(o->id());
-    --placed_[r];
+  BufferObjectRef o;
+  {
+    MutexLock lock(&mu_);
+    absl::StatusOr<BufferObjectRef> obj = LookupLocked(who, id, false);
+    if (!obj.ok()) return obj.status();
+    o = *std::move(obj);
+    // Unreachable from here on: no new move, Exec or IO can start on it.
+    objects_.erase(id);
+    o->MarkDestroyed();
+    if (Region* r = o->region()) {
+      r->LruRemove(o->id());
+      --placed_[r];
+    }
+    uint64_t& used = usage_[o->owner().name];
+    used -= std::min(used, o->size());
+    if (used == 0) usage_.erase(o->owner().name);
   }
-  // The table's blocks return once queued blits and failsafe works drop it.
+  // IO already under way finishes first (it holds io_mu), without holding
+  // up the rest of the manager. The table's blocks return once queued blits
+  // and failsafe works drop it.
+  MutexLock io(o->io_mu());
   o->ClearPlacement();
   for (const FenceRef& f : {o->move_fence(), o->exec_fence()}) {
     if (f != nullptr) fences_.Release(f->id());
   }
-  objects_.erase(id);
-  uint64_t& used = usage_[o->owner().name];
-  used -= std::min(used, o->size());
-  if (used == 0) usage_.erase(o->owner().name);
   return absl::OkStatus();
 }
 

@@ -266,7 +266,7 @@ class MemoryManager {
   FenceRegistry fences_;
 
   mutable absl::Mutex mu_;
-  uint64_t next_object_id_ ABSL_GUARDED_BY(mu_) = 1;
+  std::atomic<uint64_t> next_object_id_{1};
   absl::flat_hash_map<uint64_t, BufferObjectRef> objects_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, uint64_t> usage_ ABSL_GUARDED_BY(mu_);
   // Objects placed in each region (RegionInfo::objects without a scan).
