@@ -8,6 +8,15 @@
 // dependencies) and signals its fence. Because the thread runs commands one at
 // a time in queue order, fences signal in seqno order, as a Timeline requires.
 //
+// Inline execution. A command the engine could start at once -- nothing
+// queued or executing (busy_), every dependency already signalled, at most
+// kInlineMaxBytes, no engine latency armed -- runs on the submitting thread
+// instead, inside Submit(), while busy_ keeps the engine thread and other
+// submitters behind it; its fence has signalled when Submit() returns. It is
+// the same in-order engine, minus a thread hand-off that costs more than a
+// small clear itself. Fences still signal in seqno order: a command queued
+// meanwhile runs only after the inline one signalled and cleared busy_.
+//
 // Shutdown. Shutdown() sets stopping_; commands submitted from then on are
 // still queued (behind the ones already queued, so timeline order holds) but
 // marked aborted, and the thread signals them ABORTED without waiting for
@@ -115,7 +124,10 @@ class SimCopyEngine : public QueuedCopyEngine {
       // From a fence callback on the engine thread: the thread cannot join
       // itself. It drains and exits; a later Shutdown() (the destructor's)
       // joins it.
-      if (std::this_thread::get_id() == engine_thread_id_) return;
+      if (std::this_thread::get_id() == engine_thread_id_ ||
+          tls_inline_engine == this) {
+        return;
+      }
     }
     MutexLock lock(&join_mu_);
     if (thread_.joinable()) thread_.join();
@@ -125,22 +137,41 @@ class SimCopyEngine : public QueuedCopyEngine {
   using Op = EngineOp;
   using Command = EngineCommand;
 
+  static constexpr uint64_t kInlineMaxBytes = 64 << 10;
+
   static absl::Status ShutDownError() {
     return absl::AbortedError("device shut down");
   }
 
+  // Whether `cmd` may run inline, as far as it alone decides (see the file
+  // comment); the queue's state is checked under mu_.
+  bool InlineCandidate(const Command& cmd) const {
+    if (cmd.length > kInlineMaxBytes) return false;
+    for (const FenceRef& dep : cmd.deps) {
+      if (dep != nullptr && !dep->IsSignaled()) return false;
+    }
+    // Latency is simulated by sleeping: that belongs on the engine thread,
+    // and it is what lets commands queue up behind a slow one.
+    return faults_ == nullptr || !faults_->Armed(FaultKind::kEngineLatency);
+  }
+
   FenceRef Submit(Command cmd, absl::string_view name) override
       ABSL_LOCKS_EXCLUDED(mu_) {
+    const bool candidate = InlineCandidate(cmd);
     FenceRef fence;
     bool abort_inline = false;
+    bool run_inline = false;
     {
       MutexLock lock(&mu_);
       fence = timeline_.Append(name).fence;
       CountSubmitted();
+      cmd.fence = fence;
       if (exited_) {
         abort_inline = true;
+      } else if (candidate && !stopping_ && !busy_ && queue_.empty()) {
+        busy_ = true;
+        run_inline = true;
       } else {
-        cmd.fence = fence;
         cmd.aborted = stopping_;
         queue_.push_back(std::move(cmd));
         work_cv_.Signal();
@@ -149,8 +180,38 @@ class SimCopyEngine : public QueuedCopyEngine {
     if (abort_inline) {
       { Command dropped = std::move(cmd); }
       SignalDone(fence, ShutDownError());
+    } else if (run_inline) {
+      InlineScope scope(this);
+      absl::Status status = Execute(cmd);
+      Finish(std::move(cmd), std::move(status));
+      MutexLock lock(&mu_);
+      busy_ = false;
+      if (!queue_.empty() || stopping_) work_cv_.Signal();
     }
     return fence;
+  }
+
+  // Marks the current thread as running one of this engine's commands
+  // inline, for Shutdown().
+  class InlineScope {
+   public:
+    explicit InlineScope(const SimCopyEngine* engine)
+        : previous_(tls_inline_engine) {
+      tls_inline_engine = engine;
+    }
+    ~InlineScope() { tls_inline_engine = previous_; }
+
+   private:
+    const SimCopyEngine* const previous_;
+  };
+  static thread_local const SimCopyEngine* tls_inline_engine;
+
+  // Drops the command's references, then signals its fence: the engine is
+  // done with the memory, so a waiter sees the tables released.
+  void Finish(Command cmd, absl::Status status) {
+    FenceRef fence = std::move(cmd.fence);
+    { Command done = std::move(cmd); }
+    SignalDone(fence, std::move(status));
   }
 
   void Run() ABSL_LOCKS_EXCLUDED(mu_) {
@@ -158,20 +219,20 @@ class SimCopyEngine : public QueuedCopyEngine {
       Command cmd;
       {
         MutexLock lock(&mu_);
-        while (queue_.empty() && !stopping_) CondVarWait(&work_cv_, &mu_);
+        busy_ = false;
+        while ((queue_.empty() && !stopping_) || busy_) {
+          CondVarWait(&work_cv_, &mu_);
+        }
         if (queue_.empty()) {
           exited_ = true;
           return;
         }
         cmd = std::move(queue_.front());
         queue_.pop_front();
+        busy_ = true;
       }
-      const absl::Status status = cmd.aborted ? ShutDownError() : Execute(cmd);
-      FenceRef fence = std::move(cmd.fence);
-      // The engine is done with the memory: drop the tables and dependencies
-      // before signalling, so a waiter sees them released.
-      { Command done = std::move(cmd); }
-      SignalDone(fence, status);
+      absl::Status status = cmd.aborted ? ShutDownError() : Execute(cmd);
+      Finish(std::move(cmd), std::move(status));
     }
   }
 
@@ -247,8 +308,8 @@ class SimCopyEngine : public QueuedCopyEngine {
     return absl::InternalError("unknown engine command");
   }
 
-  // Runs one command on the engine thread, with no lock held. Returns the
-  // status its fence signals with.
+  // Runs one command on the engine thread (or inline), with no lock held.
+  // Returns the status its fence signals with.
   absl::Status Execute(Command& cmd) {
     // Like a GPU waiting on semaphores: wait for every dependency (even after
     // one failed, so nothing that depends on this fence can overtake them),
@@ -347,13 +408,17 @@ class SimCopyEngine : public QueuedCopyEngine {
   std::deque<Command> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   bool exited_ ABSL_GUARDED_BY(mu_) = false;
-  absl::CondVar work_cv_;  // queue_ non-empty or stopping_
+  // A command is executing (on the engine thread, or inline in Submit()).
+  bool busy_ ABSL_GUARDED_BY(mu_) = false;
+  absl::CondVar work_cv_;  // queue_ non-empty, stopping_, or busy_ cleared
   std::thread::id engine_thread_id_ ABSL_GUARDED_BY(mu_);
 
   // Never held together with mu_.
   absl::Mutex join_mu_;
   std::thread thread_ ABSL_GUARDED_BY(join_mu_);
 };
+
+thread_local const SimCopyEngine* SimCopyEngine::tls_inline_engine = nullptr;
 
 absl::StatusOr<std::unique_ptr<SimDevice>> SimDevice::Create(
     SimDeviceConfig config, FaultInjector* faults) {

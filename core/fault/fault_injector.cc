@@ -214,6 +214,14 @@ absl::Duration FaultInjector::EngineLatency(absl::string_view region) {
   return latency;
 }
 
+bool FaultInjector::Armed(FaultKind kind) const {
+  MutexLock lock(&mu_);
+  for (const Entry& e : faults_) {
+    if (e.info.spec.kind == kind && !e.info.exhausted) return true;
+  }
+  return false;
+}
+
 bool FaultInjector::AnyWedgeActive() const {
   MutexLock lock(&mu_);
   for (const Entry& e : faults_) {

@@ -91,6 +91,9 @@ class FaultInjector {
       ABSL_LOCKS_EXCLUDED(mu_);
   // Cheap check: any wedge fault is active (health checking).
   bool AnyWedgeActive() const ABSL_LOCKS_EXCLUDED(mu_);
+  // Whether any fault of `kind` is configured and not exhausted (it may
+  // fire). Fires nothing.
+  bool Armed(FaultKind kind) const ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Entry {
