@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
@@ -151,6 +152,19 @@ bool PrintOut(absl::string_view text) {
 }
 
 void PrintJson(const JsonWriter& w) { PrintOut(absl::StrCat(w.str(), "\n")); }
+
+// A command's result: one JSON value with --json, else `human()`'s text.
+int PrintResult(const Ctx& ctx, absl::FunctionRef<void(JsonWriter&)> json,
+                absl::FunctionRef<std::string()> human) {
+  if (ctx.json) {
+    JsonWriter w;
+    json(w);
+    PrintJson(w);
+  } else {
+    PrintOut(human());
+  }
+  return kExitOk;
+}
 
 // Parses the value flag `name` with ParseSize (absent: `fallback`).
 absl::StatusOr<uint64_t> SizeFlag(const Ctx& ctx, absl::string_view name,
@@ -479,19 +493,19 @@ int RunPing(Ctx& ctx) {
   absl::Status s = client->Ping(ctx.call);
   absl::Duration rtt = absl::Now() - start;
   if (!s.ok()) return ctx.Error(s);
-  if (ctx.json) {
-    JsonWriter w;
-    w.BeginObject();
-    w.FieldBool("ok", true);
-    w.Field("target", client->target());
-    w.FieldInt("rtt_nanos", absl::ToInt64Nanoseconds(rtt));
-    w.EndObject();
-    PrintJson(w);
-  } else {
-    PrintOut(absl::StrCat("pong from ", client->target(), " in ",
-                          absl::FormatDuration(rtt), "\n"));
-  }
-  return kExitOk;
+  return PrintResult(
+      ctx,
+      [&](JsonWriter& w) {
+        w.BeginObject();
+        w.FieldBool("ok", true);
+        w.Field("target", client->target());
+        w.FieldInt("rtt_nanos", absl::ToInt64Nanoseconds(rtt));
+        w.EndObject();
+      },
+      [&] {
+        return absl::StrCat("pong from ", client->target(), " in ",
+                            absl::FormatDuration(rtt), "\n");
+      });
 }
 
 int RunInfo(Ctx& ctx) {
@@ -707,31 +721,24 @@ int RunDestroy(Ctx& ctx) {
   CLIENT_OR_RETURN(ctx, client);
   absl::Status s = client->DestroyObject(ctx.pos()[0], ctx.call);
   if (!s.ok()) return ctx.Error(s);
-  if (ctx.json) {
-    JsonWriter w;
-    w.BeginObject();
-    w.Field("handle", ctx.pos()[0]);
-    w.FieldBool("destroyed", true);
-    w.EndObject();
-    PrintJson(w);
-  } else {
-    PrintOut(absl::StrCat("destroyed ", ctx.pos()[0], "\n"));
-  }
-  return kExitOk;
+  return PrintResult(
+      ctx,
+      [&](JsonWriter& w) {
+        w.BeginObject();
+        w.Field("handle", ctx.pos()[0]);
+        w.FieldBool("destroyed", true);
+        w.EndObject();
+      },
+      [&] { return absl::StrCat("destroyed ", ctx.pos()[0], "\n"); });
 }
 
 int RunGet(Ctx& ctx) {
   CLIENT_OR_RETURN(ctx, client);
   absl::StatusOr<gc::ObjectInfo> o = client->GetObject(ctx.pos()[0], ctx.call);
   if (!o.ok()) return ctx.Error(o.status());
-  if (ctx.json) {
-    JsonWriter w;
-    JsonObject(w, *o);
-    PrintJson(w);
-  } else {
-    PrintOut(HumanObject(*o));
-  }
-  return kExitOk;
+  return PrintResult(
+      ctx, [&](JsonWriter& w) { JsonObject(w, *o); },
+      [&] { return HumanObject(*o); });
 }
 
 int RunList(Ctx& ctx) {
@@ -782,19 +789,19 @@ int RunWrite(Ctx& ctx) {
       client->WriteFromFd(handle, fd, *offset, ctx.call);
   if (fd != STDIN_FILENO) ::close(fd);
   if (!n.ok()) return ctx.Error(n.status());
-  if (ctx.json) {
-    JsonWriter w;
-    w.BeginObject();
-    w.Field("handle", handle);
-    w.FieldUint("offset", *offset);
-    w.FieldUint("bytes_written", *n);
-    w.EndObject();
-    PrintJson(w);
-  } else {
-    PrintOut(absl::StrCat("wrote ", *n, " bytes (", FormatSize(*n), ") to ",
-                          handle, " at offset ", *offset, "\n"));
-  }
-  return kExitOk;
+  return PrintResult(
+      ctx,
+      [&](JsonWriter& w) {
+        w.BeginObject();
+        w.Field("handle", handle);
+        w.FieldUint("offset", *offset);
+        w.FieldUint("bytes_written", *n);
+        w.EndObject();
+      },
+      [&] {
+        return absl::StrCat("wrote ", *n, " bytes (", FormatSize(*n), ") to ",
+                            handle, " at offset ", *offset, "\n");
+      });
 }
 
 int RunRead(Ctx& ctx) {
@@ -826,21 +833,21 @@ int RunRead(Ctx& ctx) {
   }
   if (!n.ok()) return ctx.Error(n.status());
   if (to_stdout) return kExitOk;  // stdout carries the data
-  if (ctx.json) {
-    JsonWriter w;
-    w.BeginObject();
-    w.Field("handle", handle);
-    w.FieldUint("offset", *offset);
-    w.FieldUint("bytes_read", *n);
-    w.Field("file", path);
-    w.EndObject();
-    PrintJson(w);
-  } else {
-    PrintOut(absl::StrCat("read ", *n, " bytes (", FormatSize(*n), ") from ",
-                          handle, " at offset ", *offset, " into ", path,
-                          "\n"));
-  }
-  return kExitOk;
+  return PrintResult(
+      ctx,
+      [&](JsonWriter& w) {
+        w.BeginObject();
+        w.Field("handle", handle);
+        w.FieldUint("offset", *offset);
+        w.FieldUint("bytes_read", *n);
+        w.Field("file", path);
+        w.EndObject();
+      },
+      [&] {
+        return absl::StrCat("read ", *n, " bytes (", FormatSize(*n), ") from ",
+                            handle, " at offset ", *offset, " into ", path,
+                            "\n");
+      });
 }
 
 int RunMigrate(Ctx& ctx) {
@@ -865,17 +872,15 @@ int RunPinUnpin(Ctx& ctx, bool pin) {
   absl::StatusOr<uint32_t> count =
       pin ? client->Pin(handle, ctx.call) : client->Unpin(handle, ctx.call);
   if (!count.ok()) return ctx.Error(count.status());
-  if (ctx.json) {
-    JsonWriter w;
-    w.BeginObject();
-    w.Field("handle", handle);
-    w.FieldUint("pin_count", *count);
-    w.EndObject();
-    PrintJson(w);
-  } else {
-    PrintOut(absl::StrCat(handle, ": pin count ", *count, "\n"));
-  }
-  return kExitOk;
+  return PrintResult(
+      ctx,
+      [&](JsonWriter& w) {
+        w.BeginObject();
+        w.Field("handle", handle);
+        w.FieldUint("pin_count", *count);
+        w.EndObject();
+      },
+      [&] { return absl::StrCat(handle, ": pin count ", *count, "\n"); });
 }
 
 int RunExecFill(Ctx& ctx) {
@@ -987,14 +992,9 @@ int RunFenceGet(Ctx& ctx) {
   CLIENT_OR_RETURN(ctx, client);
   absl::StatusOr<gc::FenceStatus> f = client->GetFence(*id, ctx.call);
   if (!f.ok()) return ctx.Error(f.status());
-  if (ctx.json) {
-    JsonWriter w;
-    JsonFence(w, *f);
-    PrintJson(w);
-  } else {
-    PrintOut(HumanFence(*f));
-  }
-  return kExitOk;
+  return PrintResult(
+      ctx, [&](JsonWriter& w) { JsonFence(w, *f); },
+      [&] { return HumanFence(*f); });
 }
 
 int RunFenceWait(Ctx& ctx) {
@@ -1178,19 +1178,17 @@ int RunRegions(Ctx& ctx) {
   absl::StatusOr<std::vector<gc::RegionInfo>> regions =
       client->ListRegions(ctx.call);
   if (!regions.ok()) return ctx.Error(regions.status());
-  if (ctx.json) {
-    JsonWriter w;
-    w.BeginObject();
-    w.Key("regions");
-    w.BeginArray();
-    for (const gc::RegionInfo& r : *regions) JsonRegion(w, r);
-    w.EndArray();
-    w.EndObject();
-    PrintJson(w);
-  } else {
-    PrintOut(RegionTable(*regions));
-  }
-  return kExitOk;
+  return PrintResult(
+      ctx,
+      [&](JsonWriter& w) {
+        w.BeginObject();
+        w.Key("regions");
+        w.BeginArray();
+        for (const gc::RegionInfo& r : *regions) JsonRegion(w, r);
+        w.EndArray();
+        w.EndObject();
+      },
+      [&] { return RegionTable(*regions); });
 }
 
 int RunEvict(Ctx& ctx) {
@@ -1272,21 +1270,18 @@ int RunFaultInject(Ctx& ctx) {
   CLIENT_OR_RETURN(ctx, client);
   absl::StatusOr<gc::FaultInfo> f = client->InjectFault(spec, ctx.call);
   if (!f.ok()) return ctx.Error(f.status());
-  if (ctx.json) {
-    JsonWriter w;
-    JsonFault(w, *f);
-    PrintJson(w);
-  } else {
-    PrintOut(absl::StrCat("fault ", f->id,
-                          " armed: ", gc::FaultKindName(f->spec.kind), " ",
-                          TriggerText(f->spec), " region ",
-                          f->spec.region.empty() ? "*" : f->spec.region, " op ",
-                          f->spec.op == gc::FenceKind::kUnspecified
-                              ? "*"
-                              : gc::FenceKindName(f->spec.op),
-                          "\n"));
-  }
-  return kExitOk;
+  return PrintResult(
+      ctx, [&](JsonWriter& w) { JsonFault(w, *f); },
+      [&] {
+        return absl::StrCat(
+            "fault ", f->id, " armed: ", gc::FaultKindName(f->spec.kind), " ",
+            TriggerText(f->spec), " region ",
+            f->spec.region.empty() ? "*" : f->spec.region, " op ",
+            f->spec.op == gc::FenceKind::kUnspecified
+                ? "*"
+                : gc::FenceKindName(f->spec.op),
+            "\n");
+      });
 }
 
 int RunFaultClear(Ctx& ctx) {
@@ -1306,16 +1301,14 @@ int RunFaultClear(Ctx& ctx) {
   CLIENT_OR_RETURN(ctx, client);
   absl::StatusOr<uint32_t> cleared = client->ClearFaults(id, ctx.call);
   if (!cleared.ok()) return ctx.Error(cleared.status());
-  if (ctx.json) {
-    JsonWriter w;
-    w.BeginObject();
-    w.FieldUint("cleared", *cleared);
-    w.EndObject();
-    PrintJson(w);
-  } else {
-    PrintOut(absl::StrCat("cleared ", *cleared, " fault(s)\n"));
-  }
-  return kExitOk;
+  return PrintResult(
+      ctx,
+      [&](JsonWriter& w) {
+        w.BeginObject();
+        w.FieldUint("cleared", *cleared);
+        w.EndObject();
+      },
+      [&] { return absl::StrCat("cleared ", *cleared, " fault(s)\n"); });
 }
 
 int RunFaultList(Ctx& ctx) {
