@@ -27,6 +27,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "core/base/utf8.h"
 #include "gpumig/v1/daemon.grpc.pb.h"
 #include "gpumig/v1/faults.grpc.pb.h"
 #include "gpumig/v1/fences.grpc.pb.h"
@@ -831,6 +832,11 @@ absl::StatusOr<SelfTestResult> Client::SelfTest(uint64_t bytes_per_region,
 
 absl::StatusOr<CreateObjectResult> Client::CreateObject(
     const CreateObjectOptions& options, const CallOptions& call) {
+  // The daemon checks too, but a proto3 string that is not UTF-8 never
+  // reaches it: gRPC fails to parse the request (INTERNAL).
+  if (!IsUtf8(options.label)) {
+    return absl::InvalidArgumentError("label: not valid UTF-8");
+  }
   grpc::ClientContext context;
   impl_->Prepare(call, &context);
   pb::CreateObjectRequest request;

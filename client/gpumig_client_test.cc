@@ -444,6 +444,18 @@ TEST_F(ClientTest, CreateDefaultsPlacementsAndConvertsObject) {
   EXPECT_EQ(created->fence_id, 101u);
 }
 
+TEST_F(ClientTest, CreateRefusesALabelThatIsNotUtf8BeforeSending) {
+  CreateObjectOptions options = Sized(4096);
+  options.label = "bad\xff";
+  auto created = client_->CreateObject(options);
+  ASSERT_EQ(created.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(created.status().message(), "label: not valid UTF-8");
+  // Nothing reached the daemon: the next object is still the first.
+  auto next = client_->CreateObject(Sized(4096));
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_EQ(next->object.handle, "obj-1");
+}
+
 TEST_F(ClientTest, ListObjectsFollowsEveryPage) {
   for (int i = 0; i < 2345; ++i) {
     ASSERT_TRUE(client_->CreateObject(Sized(4096)).ok());

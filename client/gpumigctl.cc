@@ -472,9 +472,11 @@ int PrintSubmit(const Ctx& ctx, const gc::SubmitResult& r,
   } else if (r.fence.has_value()) {
     PrintOut(HumanFence(*r.fence));
   } else {
+    // Not waited for: it may well have signalled already (small commands
+    // often have), so say where its outcome is rather than guess.
     PrintOut(absl::StrCat(human_prefix, "fence ", r.fence_id,
-                          " (pending; see `gpumigctl fence wait ", r.fence_id,
-                          "`)\n"));
+                          " submitted; its outcome: `gpumigctl fence wait ",
+                          r.fence_id, "`\n"));
   }
   return r.fence.has_value() ? FenceExit(ctx, *r.fence) : kExitOk;
 }
