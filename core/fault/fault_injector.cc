@@ -105,8 +105,11 @@ absl::StatusOr<uint64_t> FaultInjector::Add(const FaultSpec& spec) {
     return absl::InvalidArgumentError(absl::StrCat(
         "fault latency ", absl::FormatDuration(spec.latency), " is negative"));
   }
-  if (spec.latency == absl::InfiniteDuration()) {
-    return absl::InvalidArgumentError("fault latency is infinite");
+  if (spec.latency > kMaxLatency) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("fault latency ", absl::FormatDuration(spec.latency),
+                     " is longer than the most allowed, ",
+                     absl::FormatDuration(kMaxLatency)));
   }
 
   MutexLock lock(&mu_);

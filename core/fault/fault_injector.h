@@ -63,11 +63,16 @@ struct FaultInfo {
 class FaultInjector {
  public:
   FaultInjector() = default;
+  // The longest engine latency a fault may add to one command: enough to
+  // queue work behind a slow blit, short enough that the engine (and a
+  // shutdown's drain) still makes progress.
+  static constexpr absl::Duration kMaxLatency = absl::Seconds(10);
+
   FaultInjector(const FaultInjector&) = delete;
   FaultInjector& operator=(const FaultInjector&) = delete;
 
   // INVALID_ARGUMENT: probability outside [0,1], next_n == 0 for kNextN,
-  // unknown op, negative latency.
+  // unknown op, latency negative or over kMaxLatency.
   absl::StatusOr<uint64_t> Add(const FaultSpec& spec) ABSL_LOCKS_EXCLUDED(mu_);
   // NOT_FOUND if no such fault.
   absl::Status Remove(uint64_t id) ABSL_LOCKS_EXCLUDED(mu_);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -62,7 +63,17 @@ TEST(FaultInjectorTest, AddRejectsBadSpecs) {
   EXPECT_EQ(faults.Add(spec).status().code(),
             absl::StatusCode::kInvalidArgument);
 
+  // Bounded, so an injected latency cannot stall the engine for an hour.
+  spec.latency = FaultInjector::kMaxLatency + absl::Microseconds(1);
+  absl::StatusOr<uint64_t> too_slow = faults.Add(spec);
+  EXPECT_EQ(too_slow.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(too_slow.status().message().find("10s"), std::string::npos)
+      << too_slow.status();
+
   EXPECT_TRUE(faults.List().empty());
+
+  spec.latency = FaultInjector::kMaxLatency;
+  EXPECT_TRUE(faults.Add(spec).ok());
 }
 
 TEST(FaultInjectorTest, IdsAreUniqueAndListed) {
