@@ -29,6 +29,7 @@ find_bin() {  # find_bin ENV_VALUE RUNFILES_PATH
 }
 GPUMIGD=$(find_bin "${GPUMIGD:-}" daemon/gpumigd) || exit 1
 GPUMIGCTL=$(find_bin "${GPUMIGCTL:-}" client/gpumigctl) || exit 1
+MAKE_CERTS=$(find_bin "${MAKE_CERTS:-}" tests/testing/make_test_certs.sh) || exit 1
 
 TMP=${TEST_TMPDIR:-$(mktemp -d)}
 mkdir -p "$TMP"
@@ -129,29 +130,10 @@ EOF
 # Mutual-TLS TCP too, when openssl can make test certificates.
 TLS_FLAGS=()
 HAVE_TLS=0
-if command -v openssl >/dev/null 2>&1; then
-  (
-    set -e
-    cd "$TMP"
-    ec="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
-    echo "subjectAltName=DNS:localhost,IP:127.0.0.1" >san.ext
-    # shellcheck disable=SC2086
-    openssl req -x509 $ec -keyout ca.key -out ca.pem -days 1 \
-      -subj /CN=gpumig-e2e-ca 2>/dev/null
-    # shellcheck disable=SC2086
-    openssl req $ec -keyout server.key -out server.csr -subj /CN=localhost \
-      2>/dev/null
-    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key \
-      -CAcreateserial -out server.pem -days 1 -extfile san.ext 2>/dev/null
-    # shellcheck disable=SC2086
-    openssl req $ec -keyout client.key -out client.csr -subj /CN=e2e-rig \
-      2>/dev/null
-    openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key \
-      -CAcreateserial -out client.pem -days 1 2>/dev/null
-  ) && HAVE_TLS=1
-  [ "$HAVE_TLS" -eq 1 ] && TLS_FLAGS=(--tcp_listen=127.0.0.1:0
-    "--tls_cert=$TMP/server.pem" "--tls_key=$TMP/server.key"
-    "--tls_client_ca=$TMP/ca.pem")
+if "$MAKE_CERTS" "$TMP" client e2e-rig; then
+  HAVE_TLS=1
+  TLS_FLAGS=(--tcp_listen=127.0.0.1:0 "--tls_cert=$TMP/server.pem"
+    "--tls_key=$TMP/server.key" "--tls_client_ca=$TMP/ca.pem")
 fi
 "$GPUMIGD" --config="$CONFIG" --socket="$SOCK" --enable_fault_injection \
   "${TLS_FLAGS[@]}" >"$LOG" 2>&1 &

@@ -36,6 +36,7 @@ find_bin() {  # find_bin ENV_VALUE RUNFILES_PATH
 }
 GPUMIGD=$(find_bin "${GPUMIGD:-}" daemon/gpumigd) || exit 1
 GPUMIGCTL=$(find_bin "${GPUMIGCTL:-}" client/gpumigctl) || exit 1
+MAKE_CERTS=$(find_bin "${MAKE_CERTS:-}" tests/testing/make_test_certs.sh) || exit 1
 TORTURE=$(find_bin "${GPUMIG_TORTURE:-}" tests/torture/gpumig_torture) || exit 1
 
 SEED=${TORTURE_SEED:-20240607}
@@ -112,29 +113,10 @@ EOF
 # TLS material for step 4, when openssl is there.
 TLS_FLAGS=()
 HAVE_TLS=0
-if command -v openssl >/dev/null 2>&1; then
-  (
-    set -e
-    cd "$TMP"
-    ec="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
-    echo "subjectAltName=DNS:localhost,IP:127.0.0.1" >san.ext
-    # shellcheck disable=SC2086
-    openssl req -x509 $ec -keyout ca.key -out ca.pem -days 1 \
-      -subj /CN=gpumig-torture-ca 2>/dev/null
-    # shellcheck disable=SC2086
-    openssl req $ec -keyout server.key -out server.csr -subj /CN=localhost \
-      2>/dev/null
-    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key \
-      -CAcreateserial -out server.pem -days 1 -extfile san.ext 2>/dev/null
-    # shellcheck disable=SC2086
-    openssl req $ec -keyout rig.key -out rig.csr -subj /CN=torture-rig \
-      2>/dev/null
-    openssl x509 -req -in rig.csr -CA ca.pem -CAkey ca.key \
-      -CAcreateserial -out rig.pem -days 1 2>/dev/null
-  ) && HAVE_TLS=1
-  [ "$HAVE_TLS" -eq 1 ] && TLS_FLAGS=(--tcp_listen=127.0.0.1:0
-    "--tls_cert=$TMP/server.pem" "--tls_key=$TMP/server.key"
-    "--tls_client_ca=$TMP/ca.pem")
+if "$MAKE_CERTS" "$TMP" rig torture-rig; then
+  HAVE_TLS=1
+  TLS_FLAGS=(--tcp_listen=127.0.0.1:0 "--tls_cert=$TMP/server.pem"
+    "--tls_key=$TMP/server.key" "--tls_client_ca=$TMP/ca.pem")
 fi
 
 # start_daemon LOG: starts gpumigd on $SOCK, waits for ping.
