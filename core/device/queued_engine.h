@@ -18,9 +18,13 @@
 #include <memory>
 #include <string>
 
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "core/device/device.h"
+#include "core/fault/fault_injector.h"
 #include "core/fence/fence.h"
+#include "core/mem/region.h"
 #include "core/mem/sg_table.h"
 
 namespace gpumig {
@@ -45,6 +49,26 @@ struct EngineCommand {
   // Submitted after Shutdown() began: signalled ABORTED, not executed.
   bool aborted = false;
 };
+
+// Whether a region belongs to the engine's device.
+using OwnsRegionFn = absl::FunctionRef<bool(const Region*)>;
+
+// INVALID_ARGUMENT naming `what` ("source", "destination") if `table` is
+// null, belongs to a region `owns` refuses, or does not hold
+// [offset, offset + length).
+absl::Status CheckEngineTable(const SgTable* table, uint64_t offset,
+                              uint64_t length, absl::string_view what,
+                              OwnsRegionFn owns);
+
+// INVALID_ARGUMENT if `cmd` cannot run: a table check above fails for a
+// table its op uses, or a checksum result or host buffer it needs is null.
+absl::Status ValidateEngineCommand(const EngineCommand& cmd, OwnsRegionFn owns);
+
+// The engine-side faults for `cmd`, scoped by the region it writes (the one
+// it reads, for commands that write only host memory): INTERNAL while a
+// wedge fires; otherwise it sleeps any injected latency (simulated hardware
+// time) and returns OK. `faults` may be null.
+absl::Status ApplyEngineFaults(FaultInjector* faults, const EngineCommand& cmd);
 
 class QueuedCopyEngine : public CopyEngine {
  public:

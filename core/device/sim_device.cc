@@ -244,7 +244,8 @@ class SimCopyEngine : public QueuedCopyEngine {
   }
 
   // The host pieces of [offset, offset + length) of `table`, which must be
-  // one of ours and hold the range (Validate()). The engine is not limited
+  // one of ours and hold the range (ValidateEngineCommand()). The engine is
+  // not limited
   // by the aperture.
   std::vector<absl::Span<uint8_t>> Pieces(const SgTable& table, uint64_t offset,
                                           uint64_t length) const {
@@ -255,57 +256,6 @@ class SimCopyEngine : public QueuedCopyEngine {
                          pieces.emplace_back(b->base + region_offset, n);
                        });
     return pieces;
-  }
-
-  absl::Status ValidateTable(const SgTableRef& table, uint64_t offset,
-                             uint64_t length, absl::string_view what) const {
-    if (table == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat(what, " table is null"));
-    }
-    if (device_->FindBacking(table->region()) == nullptr) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(what, " table belongs to a region of another device"));
-    }
-    if (offset > table->size() || length > table->size() - offset) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(what, " range [", offset, ", ", offset, " + ", length,
-                       ") is outside the table (", table->size(), " bytes)"));
-    }
-    return absl::OkStatus();
-  }
-
-  absl::Status Validate(const Command& cmd) const {
-    absl::Status s;
-    switch (cmd.op) {
-      case Op::kCopy:
-        s = ValidateTable(cmd.src, cmd.src_offset, cmd.length, "source");
-        if (s.ok()) {
-          s = ValidateTable(cmd.dst, cmd.dst_offset, cmd.length, "destination");
-        }
-        return s;
-      case Op::kFill:
-        return ValidateTable(cmd.dst, cmd.dst_offset, cmd.length,
-                             "destination");
-      case Op::kChecksum:
-        s = ValidateTable(cmd.src, cmd.src_offset, cmd.length, "source");
-        if (s.ok() && cmd.result == nullptr) {
-          s = absl::InvalidArgumentError("checksum result is null");
-        }
-        return s;
-      case Op::kRead:
-        s = ValidateTable(cmd.src, cmd.src_offset, cmd.length, "source");
-        if (s.ok() && cmd.length > 0 && cmd.host_dst == nullptr) {
-          s = absl::InvalidArgumentError("host buffer is null");
-        }
-        return s;
-      case Op::kWrite:
-        s = ValidateTable(cmd.dst, cmd.dst_offset, cmd.length, "destination");
-        if (s.ok() && cmd.length > 0 && cmd.host_src == nullptr) {
-          s = absl::InvalidArgumentError("host buffer is null");
-        }
-        return s;
-    }
-    return absl::InternalError("unknown engine command");
   }
 
   // Runs one command on the engine thread (or inline), with no lock held.
@@ -323,22 +273,15 @@ class SimCopyEngine : public QueuedCopyEngine {
       if (!error.ok()) return error;
     }
 
-    absl::Status valid = Validate(cmd);
-    if (!valid.ok()) return valid;
-
-    // Fault scope: the region the command writes (reads, for commands that
-    // write only host memory).
-    const bool reads_only = cmd.op == Op::kChecksum || cmd.op == Op::kRead;
-    const std::string& scope =
-        (reads_only ? cmd.src : cmd.dst)->region()->name();
-    if (faults_ != nullptr) {
-      if (faults_->EngineWedged(scope)) {
-        return absl::InternalError("copy engine wedged");
-      }
-      const absl::Duration latency = faults_->EngineLatency(scope);
-      // Simulated hardware latency, not synchronisation.
-      if (latency > absl::ZeroDuration()) absl::SleepFor(latency);
+    if (absl::Status valid =
+            ValidateEngineCommand(cmd,
+                                  [this](const Region* r) {
+                                    return device_->FindBacking(r) != nullptr;
+                                  });
+        !valid.ok()) {
+      return valid;
     }
+    if (absl::Status s = ApplyEngineFaults(faults_, cmd); !s.ok()) return s;
 
     switch (cmd.op) {
       case Op::kCopy: {

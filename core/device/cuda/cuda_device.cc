@@ -218,19 +218,9 @@ CudaResult ForEachPair(const std::vector<Piece>& src,
 absl::Status CheckTable(const CudaMemory& memory, const SgTable* table,
                         uint64_t offset, uint64_t length,
                         absl::string_view what) {
-  if (table == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat(what, " table is null"));
-  }
-  if (!memory.Owns(table->region())) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, " table belongs to a region of another device"));
-  }
-  if (offset > table->size() || length > table->size() - offset) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, " range [", offset, ", ", offset, " + ", length,
-                     ") is outside the table (", table->size(), " bytes)"));
-  }
-  return absl::OkStatus();
+  return CheckEngineTable(
+      table, offset, length, what,
+      [&memory](const Region* r) { return memory.Owns(r); });
 }
 
 bool RangesOverlap(uint64_t a, uint64_t b, uint64_t length) {
@@ -581,22 +571,12 @@ class CudaCopyEngine : public QueuedCopyEngine {
       absl::Status error = IsOwn(*dep) ? OwnFenceError(*dep) : dep->error();
       if (!error.ok()) return error;
     }
-    if (absl::Status valid = Validate(cmd); !valid.ok()) return valid;
-
-    // Fault scope: the region the command writes (reads, for commands that
-    // write only host memory).
-    const bool reads_only = cmd.op == Op::kChecksum || cmd.op == Op::kRead;
-    const std::string& scope =
-        (reads_only ? cmd.src : cmd.dst)->region()->name();
-    if (faults_ != nullptr) {
-      if (faults_->EngineWedged(scope)) {
-        return absl::InternalError("copy engine wedged");
-      }
-      const absl::Duration latency = faults_->EngineLatency(scope);
-      // Simulated hardware latency, not synchronisation.
-      if (latency > absl::ZeroDuration()) absl::SleepFor(latency);
+    if (absl::Status valid = ValidateEngineCommand(
+            cmd, [this](const Region* r) { return memory_->Owns(r); });
+        !valid.ok()) {
+      return valid;
     }
-    return absl::OkStatus();
+    return ApplyEngineFaults(faults_, cmd);
   }
 
   bool IsOwn(const Fence& fence) const {
@@ -622,45 +602,6 @@ class CudaCopyEngine : public QueuedCopyEngine {
     // Off the list: the completion thread signalled it.
     fence.Wait();
     return fence.error();
-  }
-
-  absl::Status Validate(const Command& cmd) const {
-    absl::Status s;
-    switch (cmd.op) {
-      case Op::kCopy:
-        s = CheckTable(*memory_, cmd.src.get(), cmd.src_offset, cmd.length,
-                       "source");
-        if (s.ok()) {
-          s = CheckTable(*memory_, cmd.dst.get(), cmd.dst_offset, cmd.length,
-                         "destination");
-        }
-        return s;
-      case Op::kFill:
-        return CheckTable(*memory_, cmd.dst.get(), cmd.dst_offset, cmd.length,
-                          "destination");
-      case Op::kChecksum:
-        s = CheckTable(*memory_, cmd.src.get(), cmd.src_offset, cmd.length,
-                       "source");
-        if (s.ok() && cmd.result == nullptr) {
-          s = absl::InvalidArgumentError("checksum result is null");
-        }
-        return s;
-      case Op::kRead:
-        s = CheckTable(*memory_, cmd.src.get(), cmd.src_offset, cmd.length,
-                       "source");
-        if (s.ok() && cmd.length > 0 && cmd.host_dst == nullptr) {
-          s = absl::InvalidArgumentError("host buffer is null");
-        }
-        return s;
-      case Op::kWrite:
-        s = CheckTable(*memory_, cmd.dst.get(), cmd.dst_offset, cmd.length,
-                       "destination");
-        if (s.ok() && cmd.length > 0 && cmd.host_src == nullptr) {
-          s = absl::InvalidArgumentError("host buffer is null");
-        }
-        return s;
-    }
-    return absl::InternalError("unknown engine command");
   }
 
   // Writes into LMEM go on the to-device stream; everything else (writes
