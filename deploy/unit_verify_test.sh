@@ -8,11 +8,12 @@
 #  - the settings the issue requires are present;
 #  - as root: systemd-sysusers and systemd-tmpfiles apply the sysusers.d and
 #    tmpfiles.d files to a scratch root.
-# Skips (exit 0) where systemd-analyze is not installed.
+# Skips where systemd-analyze is not installed: prints "GPUMIG_SKIP: ..."
+# and exits 0, so ./test.sh counts the target as skipped, not passed.
 set -euo pipefail
 
 if ! command -v systemd-analyze >/dev/null 2>&1; then
-  echo "SKIP: systemd-analyze not installed (Debian: apt-get install systemd)"
+  echo "GPUMIG_SKIP: systemd-analyze not installed (Debian: apt-get install systemd)"
   exit 0
 fi
 
