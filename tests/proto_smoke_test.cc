@@ -104,6 +104,8 @@ TEST(ProtoTest, ServicesHaveTheDocumentedMethods) {
       {"gpumig.v1.ObjectService.List", false, false},
       {"gpumig.v1.ObjectService.Write", true, false},
       {"gpumig.v1.ObjectService.Read", false, true},
+      {"gpumig.v1.ObjectService.WriteFromBuffer", false, false},
+      {"gpumig.v1.ObjectService.ReadToBuffer", false, false},
       {"gpumig.v1.ObjectService.Migrate", false, false},
       {"gpumig.v1.ObjectService.Pin", false, false},
       {"gpumig.v1.ObjectService.Unpin", false, false},
