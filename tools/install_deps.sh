@@ -12,6 +12,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libfuzzer-14-dev libclang-rt-14-dev
   systemd curl
+  python3-grpcio python3-protobuf python3-pytest
 )
 
 missing=()

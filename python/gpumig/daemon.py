@@ -44,6 +44,12 @@ class DaemonProcess:
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         end = time.monotonic() + ready_timeout_s
+        # Wait for the socket first: a channel that failed to connect backs
+        # off for a second or more before it tries again.
+        while not os.path.exists(self.socket) and time.monotonic() < end:
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.01)
         with Client(socket=self.socket, timeout=1.0) as c:
             while True:
                 if self.proc.poll() is not None:
