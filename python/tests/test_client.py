@@ -128,3 +128,30 @@ def test_fixture_saves_artifacts_on_failure(tmp_path, request):
     names = {p.name for p in dirs[0].iterdir()}
     assert {"seed.txt", "gpumigd.log", "faults.json", "stats.json"} <= names
     assert '"objects": "1"' in (dirs[0] / "stats.json").read_text()
+
+
+def test_async_client_round_trip_and_fault(gpumigd):
+    import asyncio
+    from gpumig.aio import AsyncClient
+
+    async def body():
+        async with AsyncClient(socket=gpumigd.socket, timeout=10) as c:
+            await c.daemon.ping()
+            assert (await c.daemon.info()).backend == "sim"
+            h = (await c.objects.create(4 * PAGE, placements=["lmem", "smem"])
+                 ).object.handle
+            data = os.urandom(4 * PAGE)
+            assert await c.objects.write(h, data) == len(data)
+            with pytest.raises(KeyError):
+                async with await c.faults.inject("fail_blit", next_n=1):
+                    f = (await c.objects.migrate(h, "smem", wait=True)).fence
+                    assert f.outcome == gpumig.FENCE_OUTCOME_FALLBACK_COPY
+                    raise KeyError("boom")
+            assert await c.faults.list() == []
+            assert await c.objects.read(h) == data
+            with pytest.raises(gpumig.GpumigError) as e:
+                await c.objects.get("obj-999999")
+            assert e.value.code == grpc.StatusCode.NOT_FOUND
+            await c.objects.destroy(h)
+
+    asyncio.run(body())
