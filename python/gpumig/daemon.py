@@ -5,6 +5,7 @@ plugin (gpumig.testing)."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import tempfile
@@ -23,7 +24,13 @@ class DaemonProcess:
     """One gpumigd child process with its own socket, config and log."""
 
     def __init__(self, binary: str, workdir: Optional[str] = None,
-                 regions: str = DEFAULT_REGIONS, fault_injection: bool = True):
+                 regions: str = DEFAULT_REGIONS, fault_injection: bool = True,
+                 tls_dir: Optional[str] = None):
+        # tls_dir: server.pem/server.key/ca.pem (tests/testing/
+        # make_test_certs.sh) for a mutual-TLS listener on 127.0.0.1:0;
+        # its port is in `tcp_port` once started.
+        self.tls_dir = tls_dir
+        self.tcp_port: Optional[int] = None
         self.binary = binary
         # sun_path is 108 bytes: keep the socket directory short.
         self.workdir = workdir or tempfile.mkdtemp(prefix="gpumigd-")
@@ -40,6 +47,11 @@ class DaemonProcess:
                 f"--socket={self.socket}", "--metrics_listen=none"]
         if self.fault_injection:
             args.append("--enable_fault_injection")
+        if self.tls_dir:
+            t = self.tls_dir
+            args += ["--tcp_listen=127.0.0.1:0",
+                     f"--tls_cert={t}/server.pem", f"--tls_key={t}/server.key",
+                     f"--tls_client_ca={t}/ca.pem"]
         log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         log.close()
@@ -58,6 +70,12 @@ class DaemonProcess:
                         f"start-up; log:\n{self.log()}")
                 try:
                     c.daemon.ping()
+                    if self.tls_dir:
+                        m = re.search(r"event=listening tcp=127\.0\.0\.1:(\d+)",
+                                      self.log())
+                        if not m:
+                            raise RuntimeError("no TCP listening line in log")
+                        self.tcp_port = int(m.group(1))
                     return self
                 except GpumigError:
                     if time.monotonic() > end:

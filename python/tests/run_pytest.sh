@@ -11,6 +11,7 @@ if ! "$py" -c 'import grpc, google.protobuf, pytest' 2>/dev/null; then
   exit 0
 fi
 export PYTHONPATH="$root/python"
+export GPUMIG_ROOT="$root"
 export GPUMIGD=${GPUMIGD:-$root/daemon/gpumigd}
 cd "${TEST_TMPDIR:-$(mktemp -d)}" || exit 1
 args=()

@@ -155,3 +155,42 @@ def test_async_client_round_trip_and_fault(gpumigd):
             await c.objects.destroy(h)
 
     asyncio.run(body())
+
+
+def test_watch_streams_migration_outcomes(gpumig_client):
+    c = gpumig_client
+    h = c.objects.create(PAGE, placements=["lmem", "smem"]).object.handle
+    with c.fences.watch(handle=h, timeout=10) as w:
+        c.objects.migrate(h, "smem", wait=True)
+        ev = next(iter(w))
+    assert ev.handle == h and ev.fence.target_region == "smem"
+
+
+def test_mutual_tls_target(request):
+    certs = tempfile.mkdtemp(prefix="gpumig-tls-")
+    mk = os.path.join(os.environ["GPUMIG_ROOT"], "tests/testing/make_test_certs.sh")
+    if subprocess.run([mk, certs, "client", "py-rig"]).returncode != 0:
+        pytest.skip("openssl cannot make test certificates")
+    from gpumig.daemon import DaemonProcess
+    d = DaemonProcess(request.config.getoption("gpumigd"), tls_dir=certs)
+    d.start()
+    try:
+        tls = gpumig.Tls(ca=f"{certs}/ca.pem", cert=f"{certs}/client.pem",
+                         key=f"{certs}/client.key", server_name="localhost")
+        with gpumig.Client(target=f"127.0.0.1:{d.tcp_port}", tls=tls,
+                           timeout=5) as c:
+            info = c.daemon.info()
+            assert info.caller.name == "CN=py-rig" and not info.caller.is_admin
+            with pytest.raises(gpumig.GpumigError) as e:
+                c.faults.list()
+            assert e.value.code == grpc.StatusCode.PERMISSION_DENIED
+        # No client certificate: the handshake is refused.
+        with gpumig.Client(target=f"127.0.0.1:{d.tcp_port}",
+                           tls=gpumig.Tls(ca=f"{certs}/ca.pem",
+                                          server_name="localhost"),
+                           timeout=3) as c:
+            with pytest.raises(gpumig.GpumigError) as e:
+                c.daemon.ping()
+            assert e.value.code == grpc.StatusCode.UNAVAILABLE
+    finally:
+        d.stop()
