@@ -13,6 +13,7 @@ PACKAGES=(
   clang libfuzzer-14-dev libclang-rt-14-dev
   systemd curl
   prometheus python3 python3-yaml python3-jsonschema
+  python3-grpcio python3-protobuf python3-pytest
 )
 
 missing=()
