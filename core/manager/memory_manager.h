@@ -18,8 +18,12 @@
 //   DEADLINE_EXCEEDED   a wait ran out
 //   UNAVAILABLE         shutting down
 //
-// Locking: mu_ serialises placement decisions (allocation, eviction,
-// migration submission) and the object table; it is never held while
+// Locking: mu_ guards the object table, quotas and per-region placement
+// counts, and serialises eviction and migration submission. CreateObject's
+// fast path allocates and clears outside mu_ (the object is unpublished, and
+// Region's allocator has its own lock); it takes mu_ only to reserve quota,
+// to evict when the preferred region is full, and to publish. mu_ is never
+// held while
 // waiting for a fence except on the failsafe's synchronous path. Object IO
 // waits outside mu_ and holds only the object's io_mu(). Fence callbacks
 // never take mu_.
