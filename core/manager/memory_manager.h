@@ -147,7 +147,8 @@ class MemoryManager {
   // Content IO. Waits (until `deadline`) for the object's pending moves and
   // Exec commands. Objects outside the CPU aperture go through the engine.
   // INVALID_ARGUMENT: range outside the object. DATA_LOSS: unknown state.
-  // INTERNAL: the engine failed the transfer (nothing was returned).
+  // ABORTED: the engine failed the transfer (a Read returned nothing, a Write
+  // may have written part of the range); retry.
   absl::Status Write(const Principal& who, uint64_t id, uint64_t offset,
                      absl::Span<const uint8_t> data, absl::Time deadline);
   absl::Status Read(const Principal& who, uint64_t id, uint64_t offset,
