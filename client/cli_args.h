@@ -141,7 +141,8 @@ enum ExitCode : int {
   kExitOther = 11,
   // The operation did not take effect and may be retried: the RPC succeeded
   // but the fence it reports ended FAILED, or the RPC failed ABORTED (a move
-  // that failed synchronously; nothing changed).
+  // that failed synchronously, nothing changed; or a read/write whose copy
+  // engine transfer failed, which a write may have applied in part).
   kExitOperationFailed = 12,
 };
 

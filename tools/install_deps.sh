@@ -10,7 +10,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libdrm-dev libsystemd-dev prometheus-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  clang libfuzzer-14-dev libclang-rt-14-dev
+  clang libfuzzer-14-dev libclang-rt-14-dev clang-format
   systemd curl
   prometheus python3 python3-yaml python3-jsonschema
   python3-grpcio python3-protobuf python3-pytest

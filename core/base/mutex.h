@@ -2,8 +2,11 @@
 //
 // Debian's libabsl is built without -fsanitize=thread, so TSan sees none of
 // the happens-before edges absl::Mutex creates and reports every access it
-// guards as a race. Everything in gpumig locks an absl::Mutex only through
-// these helpers, which add the edges with TSan's acquire/release annotations
+// guards as a race. Code that TSan runs (core, and the tests built with
+// --config=tsan, which leave out gRPC) locks an absl::Mutex through these
+// helpers; the gRPC-linked daemon and client may use absl::MutexLock
+// directly, since they never run under TSan. The helpers add the edges with
+// TSan's acquire/release annotations
 // on the mutex's address: a critical section acquires at entry and releases
 // at exit; a wait releases before blocking and acquires after waking.
 // Without TSan they compile to the plain absl calls.

@@ -356,7 +356,7 @@ TEST_F(SimDeviceTest, DependencyFailureSkipsCommandAndPropagatesFirstError) {
 }
 
 TEST_F(SimDeviceTest, FailedBlitPoisonsTheNextCommandThatAwaitsIt) {
-  // The cover letter's scenario (a): an eviction blit fails, the next
+  // Exposure scenario (a): an eviction blit fails, the next
   // owner's clear of the same blocks awaits it and is skipped.
   SgTableRef t = Alloc(lmem_, 8 * kKiB, false);
   ASSERT_NE(t, nullptr);

@@ -5,12 +5,12 @@
 // set before the signal and never changes after it; "signalled with error"
 // is how every asynchronous failure in gpumig is reported.
 //
-//   state        | Signal()/SignalWithError() | SetError()       |
-//   AddCallback()
-//   -------------+----------------------------+------------------+---------------------
-//   unsignalled  | -> signalled, runs cbs     | records (1st wins)| queued,
-//   runs at signal signalled    | FAILED_PRECONDITION, no-op |
-//   FAILED_PRECONDITION | FAILED_PRECONDITION
+// clang-format off
+//   state       | Signal()/SignalWithError() | SetError()          | AddCallback()
+//   ------------+----------------------------+---------------------+--------------------
+//   unsignalled | -> signalled, runs cbs     | records (1st wins)  | queued, runs at signal
+//   signalled   | FAILED_PRECONDITION, no-op | FAILED_PRECONDITION | FAILED_PRECONDITION
+// clang-format on
 //
 // Callbacks run in the order added, on the signalling thread, after the
 // fence's lock is released. They must not block or wait on another fence.

@@ -45,7 +45,8 @@ struct FenceWork::State {
   std::atomic<int64_t> pending{1};
 
   absl::Mutex mu;
-  // First dependency error (patch 1: first error wins).
+  // First dependency error: the first error observed wins, later ones are
+  // dropped.
   absl::Status first_error ABSL_GUARDED_BY(mu);
 
   // Builder thread only.
@@ -94,8 +95,8 @@ struct FenceWork::State {
   static void Complete(const std::shared_ptr<State>& state, bool run_inline) {
     absl::Status error = state->TakeFirstError();
     if (state->coalescing) {
-      // Patch 6: signal from the completing callback; Fence's worklist keeps
-      // chains iterative.
+      // Coalescing-only: signal from the completing callback; Fence's worklist
+      // keeps chains iterative.
       state->fence->SignalWithError(std::move(error)).IgnoreError();
       return;
     }
@@ -166,7 +167,7 @@ absl::StatusOr<std::unique_ptr<FenceWork>> FenceWork::Create(
   }
   auto state = std::make_shared<State>(fence, std::move(work), queue);
   if (previous != nullptr) {
-    // Patch 4: order after the previous fence; its error is not inherited.
+    // Timeline: order after the previous fence; its error is not inherited.
     State::AwaitFence(state, previous, /*fold_error=*/false);
     if (!previous->IsSignaled()) state->timeline_previous = std::move(previous);
   }

@@ -1,5 +1,6 @@
-// FenceWork: await fences, then run work, then signal (dma_fence_work as the
-// "Failsafe migration blits" series changed it: patches 1, 4 and 6).
+// FenceWork: await fences, then run work, then signal (after dma_fence_work,
+// with three rules of its own: the work always runs and sees the first
+// dependency error; a work-less FenceWork only coalesces; timeline mode).
 //
 // A FenceWork owns a Fence (fence()). Dependencies are added with Await();
 // Commit() seals the set. When every dependency has signalled:
@@ -12,17 +13,18 @@
 //    the copy by CPU and returns OK). Nothing is copied automatically.
 //  * Work runs on the WorkQueue, or inline in the committer's thread when
 //    CommitImmediate() finds nothing pending.
-//  * Coalescing-only (no work function, patch 6): the fence signals with the
+//  * Coalescing-only (no work function): the fence signals with the
 //    first dependency error directly from the callback that completed the
 //    last dependency -- no thread hop. Fence's per-thread worklist keeps
 //    chains of such fences iterative (bounded stack, never under a lock).
-//  * Timeline (patch 4): Create(..., timeline) gives the fence the timeline's
+//  * Timeline: Create(..., timeline) gives the fence the timeline's
 //    context and next seqno and awaits the timeline's previous fence for
 //    ordering only -- its error is NOT inherited. Fences of one timeline
 //    therefore signal in seqno order whatever order their dependencies finish.
 //
-//   lifecycle: building --Commit()--> committed --deps done--> running -->
-//   signalled
+// clang-format off
+//   lifecycle: building --Commit()--> committed --deps done--> running --> signalled
+// clang-format on
 //
 // If the queue refuses the work (shut down), it runs inline on the thread
 // that completed the last dependency rather than strand the fence. A

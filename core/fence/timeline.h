@@ -1,4 +1,6 @@
-// Timeline: a fence context that hands out ordered seqnos (patches 4 and 5).
+// Timeline: a fence context that hands out ordered seqnos; fences of one
+// timeline signal in seqno order (FenceWork's timeline mode, and each Region's
+// eviction ordering).
 //
 // Every fence created on or attached to a Timeline carries the timeline's
 // context and the next seqno. The contract of a context is dma-fence's: a

@@ -1,4 +1,6 @@
-// The cover letter's two exposure scenarios, the stale-data test, and a
+// The two exposure scenarios -- (a) a failed eviction blit must not expose
+// the old owner's data to the next owner of the blocks, (b) a failed blit
+// into a new placement must not expose stale data -- the stale-data test, and a
 // seeded concurrency test -- all through the MemoryManager on a SimDevice.
 #include <atomic>
 #include <cstdlib>

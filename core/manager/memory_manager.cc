@@ -495,8 +495,10 @@ absl::Status MemoryManager::DoIo(const BufferObjectRef& obj, uint64_t offset,
             : device_->engine().ReadToHost(sg, offset, length, out, {});
     f->Wait();
     if (!f->error().ok()) {
-      return absl::Status(
-          f->error().code(),
+      // ABORTED, not the engine's own code (INTERNAL): the transfer failed
+      // partway and the caller should retry (a Write: the same bytes); it is
+      // not a daemon bug (docs/api.md, "Errors").
+      return absl::AbortedError(
           absl::StrCat("copy engine transfer failed: ", f->error().message()));
     }
   }

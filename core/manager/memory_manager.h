@@ -18,8 +18,12 @@
 //   DEADLINE_EXCEEDED   a wait ran out
 //   UNAVAILABLE         shutting down
 //
-// Locking: mu_ serialises placement decisions (allocation, eviction,
-// migration submission) and the object table; it is never held while
+// Locking: mu_ guards the object table, quotas and per-region placement
+// counts, and serialises eviction and migration submission. CreateObject's
+// fast path allocates and clears outside mu_ (the object is unpublished, and
+// Region's allocator has its own lock); it takes mu_ only to reserve quota,
+// to evict when the preferred region is full, and to publish. mu_ is never
+// held while
 // waiting for a fence except on the failsafe's synchronous path. Object IO
 // waits outside mu_ and holds only the object's io_mu(). Fence callbacks
 // never take mu_.
@@ -143,7 +147,8 @@ class MemoryManager {
   // Content IO. Waits (until `deadline`) for the object's pending moves and
   // Exec commands. Objects outside the CPU aperture go through the engine.
   // INVALID_ARGUMENT: range outside the object. DATA_LOSS: unknown state.
-  // INTERNAL: the engine failed the transfer (nothing was returned).
+  // ABORTED: the engine failed the transfer (a Read returned nothing, a Write
+  // may have written part of the range); retry.
   absl::Status Write(const Principal& who, uint64_t id, uint64_t offset,
                      absl::Span<const uint8_t> data, absl::Time deadline);
   absl::Status Read(const Principal& who, uint64_t id, uint64_t offset,

@@ -3,7 +3,7 @@
 // LMEM is device-local memory of which only [0, aperture) is CPU-visible;
 // SMEM is system memory, all CPU-visible. A Region owns its BuddyAllocator,
 // an LRU of resident evictable objects (by object id), its eviction Timeline
-// (patch 5: every eviction out of this region appends a fence, and every new
+// (every eviction out of this region appends a fence, and every new
 // placement in it awaits the last one), and its counters.
 //
 // Thread-safe. The Region must outlive every SgTable allocated from it.
@@ -97,7 +97,8 @@ class Region {
   // Least recently used first.
   std::vector<uint64_t> LruSnapshot() const ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Patch 5: evictions out of this region are ordered on this timeline.
+  // Evictions out of this region are ordered on this timeline; a new placement
+  // here awaits its last fence (freed blocks are handed on at once).
   Timeline& eviction_timeline() { return eviction_timeline_; }
   // The last eviction fence if it has not signalled yet, else null: what a
   // new placement in this region must await before its first write.

@@ -1,5 +1,6 @@
 // SgTable: the blocks backing one buffer object in one region, shared by
-// reference count (patch 2, "refcounted sg-tables").
+// reference count: the blocks return to the allocator only when the last
+// reference (object, in-flight blit, or CPU access) is dropped.
 //
 // Whoever touches the memory holds a reference: the object while it is
 // placed there, a queued blit, a failsafe work that may memcpy. The blocks go

@@ -78,7 +78,8 @@ void CountFallback(RegionCounters& c, MoveOutcome outcome) {
   }
 }
 
-// The failsafe decision (patch 3 + the cover letter's "future work"). Runs
+// The failsafe decision: CPU copy if both sides are CPU-visible, else the
+// device's independent fallback path, else mark the object unknown. Runs
 // after the blit signalled, whatever its result; returns the error the
 // failsafe fence carries.
 absl::Status RunFailsafe(const FailsafeState& s, const absl::Status& blit) {
@@ -173,7 +174,8 @@ absl::StatusOr<Migrator::EvictResult> Migrator::Evict(
       Move(obj, src, std::move(dst), MoveKind::kEvict);
   if (!moved.ok()) return moved.status();
 
-  // Patch 5: order this eviction on the source region's timeline. The
+  // Order this eviction on the source region's timeline (new placements in
+  // the region await its last fence before their first write). The
   // coalescing fence carries the failsafe's error (an eviction that left its
   // object unknown), not the previous eviction's.
   std::unique_ptr<FenceWork> coalesce = FenceWork::CreateCoalescing(

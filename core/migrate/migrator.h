@@ -1,19 +1,19 @@
 // Migrator: clears, copies and evicts buffer objects with copy-engine blits,
-// guarded by the failsafe (patch 3, "Failsafe migration blits").
+// guarded by the failsafe: a failed blit never leaves a destination that
+// exposes another owner's or stale data.
 //
 // Every blit or clear gets a failsafe FenceWork awaiting the blit's fence.
-// Its work always runs (patch 1) and decides:
+// Its work always runs, whatever the blit's result, and decides:
 //
+// clang-format off
 //   blit result | CPU fallback possible(*) | outcome         | failsafe fence
-//   ------------+--------------------------+-----------------+---------------------------
+//   ------------+--------------------------+-----------------+-------------------------------
 //   ok          | -                        | kBlitOk         | OK
-//   error       | yes                      | kFallbackCopy / | OK, content
-//   exact
+//   error       | yes                      | kFallbackCopy / | OK, content exact
 //               |                          | kFallbackClear  |
-//   error       | no                       | kUnknownState   | DATA_LOSS;
-//   object marked
-//               |                          |                 | unknown BEFORE
-//               the signal
+//   error       | no                       | kUnknownState   | DATA_LOSS; object marked
+//               |                          |                 | unknown BEFORE the signal
+// clang-format on
 //
 //   (*) memcpy not banned, and either both source and destination lie
 //       inside their regions' CPU-visible apertures (SMEM always does): a
@@ -31,7 +31,7 @@
 // the kernel's zeroed pages.
 //
 // A new placement awaits the object's move fence and the destination
-// region's pending eviction fence (patch 5): pipelined eviction hands freed
+// region's pending eviction fence: pipelined eviction hands freed
 // blocks to new owners at once, so their first write must come after it.
 //
 // Thread-compatible: the caller (MemoryManager) serialises placement changes

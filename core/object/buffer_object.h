@@ -34,21 +34,12 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "core/base/principal.h"  // Principal (owner of an object)
 #include "core/fence/fence.h"
 #include "core/mem/region.h"
 #include "core/mem/sg_table.h"
 
 namespace gpumig {
-
-// Who is calling: a uid (unix socket, SO_PEERCRED) or a certificate subject
-// (TCP with mutual TLS). Admins may inject faults and see every object.
-struct Principal {
-  uint32_t uid = 0;
-  std::string name;  // "uid:1000" or the certificate subject
-  bool admin = false;
-
-  bool SameOwner(const Principal& other) const { return name == other.name; }
-};
 
 enum class ObjectState { kOk, kUnknown };
 

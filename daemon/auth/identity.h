@@ -42,7 +42,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
-#include "core/object/buffer_object.h"
+#include "core/base/principal.h"
 
 namespace grpc {
 class AuthContext;

@@ -1,5 +1,7 @@
 // Fence benchmarks: the latency a coalescing-only FenceWork saves over a
-// queued one (patch 6), and the raw cost of signalling with a callback.
+// queued one (a work-less FenceWork signals from the callback that completed
+// its last dependency, no thread hop), and the raw cost of signalling with a
+// callback.
 //
 //   bazel run -c opt //tests/bench:fence_bench -- --benchmark_format=json
 //

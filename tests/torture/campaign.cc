@@ -305,7 +305,7 @@ class Campaign::Worker {
         HandleDataLoss(obj, what);
         return false;
       }
-      ExpectCodes(what.c_str(), obj, r.status(), {absl::StatusCode::kInternal});
+      ExpectCodes(what.c_str(), obj, r.status(), {absl::StatusCode::kAborted});
       return true;
     }
     stats_.bytes_read += r->size();
@@ -898,7 +898,7 @@ class Campaign::Worker {
         HandleDataLoss(obj, "write");
         return;
       }
-      if (w.status().code() != absl::StatusCode::kInternal &&
+      if (w.status().code() != absl::StatusCode::kAborted &&
           w.status().code() != absl::StatusCode::kDeadlineExceeded) {
         ExpectCodes("Write", obj, w.status(), {});
         break;
@@ -1152,7 +1152,7 @@ class Campaign::Worker {
         HandleDataLoss(obj, what);
       } else {
         ExpectCodes(what.c_str(), obj, r.status(),
-                    {absl::StatusCode::kInternal});
+                    {absl::StatusCode::kAborted});
         // The range's content is not known now: stop trusting the shadow.
         if (!Stopped()) Abandon(obj, "failed exec, range unread");
       }

@@ -1,4 +1,5 @@
-// The failsafe matrix (reduced), the cover letter's scenario (a) and the
+// The failsafe matrix (reduced), exposure scenario (a) (a failed eviction
+// blit must not leak the old owner's data to the next owner) and the
 // stale-data test, through a MemoryManager on a CudaDevice. Skips without a
 // GPU.
 //
