@@ -634,10 +634,12 @@ struct Client::Impl {
   // Writes what `source` (which fills a buffer and returns the byte count,
   // 0 at EOF) yields: through a shared buffer when usable and the input is
   // at least kSharedBufferThresholdBytes, else streamed.
+  // `known_size`: the input's size when known (below the threshold: no
+  // shared buffer is even acquired).
   absl::StatusOr<uint64_t> WriteFrom(
       absl::string_view handle, uint64_t offset,
       const std::function<absl::StatusOr<size_t>(char*, size_t)>& source,
-      const CallOptions& call);
+      const CallOptions& call, uint64_t known_size = UINT64_MAX);
   // Streams chunks from `source` to a Write RPC.
   absl::StatusOr<uint64_t> StreamFrom(
       absl::string_view handle, uint64_t offset,
@@ -673,8 +675,9 @@ static absl::StatusOr<size_t> Fill(
 absl::StatusOr<uint64_t> Client::Impl::WriteFrom(
     absl::string_view handle, uint64_t offset,
     const std::function<absl::StatusOr<size_t>(char*, size_t)>& source,
-    const CallOptions& call) {
-  std::unique_ptr<SharedBuffer> b = AcquireShm(self, call);
+    const CallOptions& call, uint64_t known_size) {
+  std::unique_ptr<SharedBuffer> b;
+  if (known_size >= kSharedBufferThresholdBytes) b = AcquireShm(self, call);
   if (b == nullptr) return StreamFrom(handle, offset, source, call);
   char* data = reinterpret_cast<char*>(b->data());
   bool eof = false;
@@ -1167,7 +1170,7 @@ absl::StatusOr<uint64_t> Client::Write(absl::string_view handle,
         position += n;
         return n;
       },
-      call);
+      call, data.size());
 }
 
 absl::StatusOr<uint64_t> Client::Write(absl::string_view handle,
@@ -1203,7 +1206,11 @@ absl::StatusOr<uint64_t> Client::ReadChunks(
     absl::string_view handle, uint64_t offset, uint64_t length,
     const std::function<absl::Status(absl::Span<const uint8_t>)>& sink,
     const CallOptions& call) {
-  if (std::unique_ptr<SharedBuffer> b = impl_->AcquireShm(this, call)) {
+  std::unique_ptr<SharedBuffer> b;
+  if (length == 0 || length >= kSharedBufferThresholdBytes) {
+    b = impl_->AcquireShm(this, call);
+  }
+  if (b != nullptr) {
     uint64_t want = length;
     bool sized = true;
     if (want == 0) {
