@@ -606,15 +606,136 @@ struct Client::Impl {
     Apply(call, options.default_timeout, context);
   }
 
-  // Streams chunks from `source` (which fills a buffer and returns the byte
-  // count, 0 at EOF) to a Write RPC.
+  // Shared buffers for large Write/Read: idle ones are cached for reuse.
+  absl::Mutex shm_mu;
+  bool shm_off ABSL_GUARDED_BY(shm_mu) = false;  // unusable: use streams
+  bool shm_socket_known ABSL_GUARDED_BY(shm_mu) = false;
+  std::string shm_socket ABSL_GUARDED_BY(shm_mu);
+  std::vector<std::unique_ptr<SharedBuffer>> shm_idle ABSL_GUARDED_BY(shm_mu);
+
+  // A cached or new buffer of kSharedBufferChunkBytes, or nullptr when the
+  // streams must be used (TCP, option off, no socket, refused).
+  std::unique_ptr<SharedBuffer> AcquireShm(Client* client,
+                                           const CallOptions& call);
+  void ReleaseShm(std::unique_ptr<SharedBuffer> buffer);
+  void DisableShm() {
+    absl::MutexLock lock(&shm_mu);
+    shm_off = true;
+    shm_idle.clear();
+  }
+  grpc::Status CopyShm(bool write, absl::string_view handle, uint64_t offset,
+                       uint64_t buffer_id, uint64_t buffer_offset,
+                       uint64_t length, const CallOptions& call,
+                       uint64_t* copied);
+
+  // The client this is the Impl of (for GetInfo).
+  Client* self = nullptr;
+
+  // Writes what `source` (which fills a buffer and returns the byte count,
+  // 0 at EOF) yields: through a shared buffer when usable and the input is
+  // at least kSharedBufferThresholdBytes, else streamed.
+  // `known_size`: the input's size when known (below the threshold: no
+  // shared buffer is even acquired).
   absl::StatusOr<uint64_t> WriteFrom(
+      absl::string_view handle, uint64_t offset,
+      const std::function<absl::StatusOr<size_t>(char*, size_t)>& source,
+      const CallOptions& call, uint64_t known_size = UINT64_MAX);
+  // Streams chunks from `source` to a Write RPC.
+  absl::StatusOr<uint64_t> StreamFrom(
       absl::string_view handle, uint64_t offset,
       const std::function<absl::StatusOr<size_t>(char*, size_t)>& source,
       const CallOptions& call);
 };
 
+// Whether a shared-buffer call's failure means "this path is unusable here"
+// (nothing was copied), so the caller may fall back to streams.
+static bool ShmUnusable(const grpc::Status& s) {
+  return s.error_code() == grpc::StatusCode::FAILED_PRECONDITION ||
+         s.error_code() == grpc::StatusCode::UNIMPLEMENTED;
+}
+
+// Fills buffer[0, capacity) from `source` until full or EOF.
+static absl::StatusOr<size_t> Fill(
+    const std::function<absl::StatusOr<size_t>(char*, size_t)>& source,
+    char* buffer, size_t capacity, bool* eof) {
+  size_t filled = 0;
+  *eof = false;
+  while (filled < capacity) {
+    absl::StatusOr<size_t> n = source(buffer + filled, capacity - filled);
+    if (!n.ok()) return n.status();
+    if (*n == 0) {
+      *eof = true;
+      break;
+    }
+    filled += *n;
+  }
+  return filled;
+}
+
 absl::StatusOr<uint64_t> Client::Impl::WriteFrom(
+    absl::string_view handle, uint64_t offset,
+    const std::function<absl::StatusOr<size_t>(char*, size_t)>& source,
+    const CallOptions& call, uint64_t known_size) {
+  std::unique_ptr<SharedBuffer> b;
+  if (known_size >= kSharedBufferThresholdBytes) b = AcquireShm(self, call);
+  if (b == nullptr) return StreamFrom(handle, offset, source, call);
+  char* data = reinterpret_cast<char*>(b->data());
+  bool eof = false;
+  absl::StatusOr<size_t> filled = Fill(source, data, b->size(), &eof);
+  if (!filled.ok()) {
+    ReleaseShm(std::move(b));
+    return filled.status();
+  }
+  uint64_t total = 0;
+  if (!eof || *filled >= kSharedBufferThresholdBytes) {
+    while (true) {
+      uint64_t n = 0;
+      grpc::Status s = CopyShm(true, handle, offset + total, b->id(), 0,
+                               *filled, call, &n);
+      if (!s.ok()) {
+        if (total == 0 && ShmUnusable(s)) {
+          DisableShm();
+          break;  // stream what the buffer holds, then the rest
+        }
+        ReleaseShm(std::move(b));
+        return FromGrpc(s);
+      }
+      total += n;
+      if (eof) break;
+      filled = Fill(source, data, b->size(), &eof);
+      if (!filled.ok()) {
+        ReleaseShm(std::move(b));
+        return filled.status();
+      }
+      if (*filled == 0) break;
+    }
+    if (total > 0) {
+      ReleaseShm(std::move(b));
+      return total;
+    }
+  }
+  // Small input (or the shared path refused): stream the bytes already in
+  // the buffer, then whatever the source still yields.
+  size_t prefix = *filled;
+  size_t position = 0;
+  absl::StatusOr<uint64_t> written = StreamFrom(
+      handle, offset,
+      [&](char* out, size_t capacity) -> absl::StatusOr<size_t> {
+        if (position < prefix) {
+          size_t n = std::min(capacity, prefix - position);
+          std::copy_n(data + position, n, out);
+          position += n;
+          return n;
+        }
+        if (eof) return size_t{0};
+        return source(out, capacity);
+      },
+      call);
+  ReleaseShm(std::move(b));
+  return written;
+}
+
+absl::StatusOr<uint64_t> Client::Impl::StreamFrom(
     absl::string_view handle, uint64_t offset,
     const std::function<absl::StatusOr<size_t>(char*, size_t)>& source,
     const CallOptions& call) {
@@ -667,7 +788,125 @@ absl::StatusOr<uint64_t> Client::Impl::WriteFrom(
   return response.bytes_written();
 }
 
-Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+std::unique_ptr<SharedBuffer> Client::Impl::AcquireShm(
+    Client* client, const CallOptions& call) {
+  if (!options.use_shared_buffers || !options.tcp_target.empty()) {
+    return nullptr;
+  }
+  bool known;
+  {
+    absl::MutexLock lock(&shm_mu);
+    if (shm_off) return nullptr;
+    if (!shm_idle.empty()) {
+      std::unique_ptr<SharedBuffer> b = std::move(shm_idle.back());
+      shm_idle.pop_back();
+      return b;
+    }
+    known = shm_socket_known;
+  }
+  if (!known) {
+    absl::StatusOr<DaemonInfo> info = client->GetInfo(call);
+    if (!info.ok()) return nullptr;  // the stream reports the error
+    absl::MutexLock lock(&shm_mu);
+    shm_socket_known = true;
+    shm_socket = info->shared_buffer_socket;
+  }
+  std::string socket;
+  {
+    absl::MutexLock lock(&shm_mu);
+    if (shm_socket.empty()) shm_off = true;
+    if (shm_off) return nullptr;
+    socket = shm_socket;
+  }
+  absl::StatusOr<SharedBuffer> b =
+      SharedBuffer::Create(socket, kSharedBufferChunkBytes);
+  if (!b.ok()) {
+    // A limit may lift later, but a client that hits one would retry on
+    // every call; streams are correct, so stay on them.
+    DisableShm();
+    return nullptr;
+  }
+  return std::make_unique<SharedBuffer>(*std::move(b));
+}
+
+void Client::Impl::ReleaseShm(std::unique_ptr<SharedBuffer> buffer) {
+  absl::MutexLock lock(&shm_mu);
+  if (!shm_off && shm_idle.size() < 8) shm_idle.push_back(std::move(buffer));
+}
+
+grpc::Status Client::Impl::CopyShm(bool write, absl::string_view handle,
+                                   uint64_t offset, uint64_t buffer_id,
+                                   uint64_t buffer_offset, uint64_t length,
+                                   const CallOptions& call, uint64_t* copied) {
+  grpc::ClientContext context;
+  Prepare(call, &context);
+  if (write) {
+    pb::WriteFromBufferRequest request;
+    request.set_handle(std::string(handle));
+    request.set_offset(offset);
+    request.set_buffer_id(buffer_id);
+    request.set_buffer_offset(buffer_offset);
+    request.set_length(length);
+    pb::WriteFromBufferResponse r;
+    grpc::Status s = objects->WriteFromBuffer(&context, request, &r);
+    *copied = r.bytes_written();
+    return s;
+  }
+  pb::ReadToBufferRequest request;
+  request.set_handle(std::string(handle));
+  request.set_offset(offset);
+  request.set_buffer_id(buffer_id);
+  request.set_buffer_offset(buffer_offset);
+  request.set_length(length);
+  pb::ReadToBufferResponse r;
+  grpc::Status s = objects->ReadToBuffer(&context, request, &r);
+  *copied = r.bytes_read();
+  return s;
+}
+
+absl::StatusOr<uint64_t> Client::WriteFromBufferId(
+    absl::string_view handle, uint64_t offset, uint64_t buffer_id,
+    uint64_t buffer_offset, uint64_t length, const CallOptions& call) {
+  uint64_t n = 0;
+  grpc::Status s = impl_->CopyShm(true, handle, offset, buffer_id,
+                                  buffer_offset, length, call, &n);
+  if (!s.ok()) return FromGrpc(s);
+  return n;
+}
+
+absl::StatusOr<uint64_t> Client::ReadToBufferId(
+    absl::string_view handle, uint64_t offset, uint64_t buffer_id,
+    uint64_t buffer_offset, uint64_t length, const CallOptions& call) {
+  uint64_t n = 0;
+  grpc::Status s = impl_->CopyShm(false, handle, offset, buffer_id,
+                                  buffer_offset, length, call, &n);
+  if (!s.ok()) return FromGrpc(s);
+  return n;
+}
+
+absl::StatusOr<uint64_t> Client::WriteFrom(absl::string_view handle,
+                                           uint64_t offset,
+                                           const SharedBuffer& buffer,
+                                           uint64_t buffer_offset,
+                                           uint64_t length,
+                                           const CallOptions& call) {
+  return WriteFromBufferId(handle, offset, buffer.id(), buffer_offset, length,
+                           call);
+}
+
+absl::StatusOr<uint64_t> Client::ReadInto(absl::string_view handle,
+                                          uint64_t offset,
+                                          const SharedBuffer& buffer,
+                                          uint64_t buffer_offset,
+                                          uint64_t length,
+                                          const CallOptions& call) {
+  return ReadToBufferId(handle, offset, buffer.id(), buffer_offset, length,
+                        call);
+}
+
+Client::Client(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {
+  impl_->self = this;
+}
 Client::~Client() = default;
 
 const std::string& Client::target() const { return impl_->target; }
@@ -781,6 +1020,7 @@ absl::StatusOr<DaemonInfo> Client::GetInfo(const CallOptions& call) {
   info.limits.max_chunk_bytes = r.limits().max_chunk_bytes();
   info.limits.page_bytes = r.limits().page_bytes();
   info.limits.max_list_page_size = r.limits().max_list_page_size();
+  info.shared_buffer_socket = r.shared_buffer_socket();
   return info;
 }
 
@@ -805,6 +1045,19 @@ absl::StatusOr<DaemonStats> Client::GetStats(const CallOptions& call) {
   for (const pb::Region& region : r.regions()) {
     stats.regions.push_back(FromProto(region));
   }
+  const pb::SharedBufferStats& sb = r.shared_buffers();
+  stats.shared_buffers = {sb.enabled(),
+                          sb.buffers(),
+                          sb.bytes(),
+                          sb.connections(),
+                          sb.registrations(),
+                          sb.rejections(),
+                          sb.unregistrations(),
+                          sb.bytes_written(),
+                          sb.bytes_read(),
+                          sb.max_buffers_per_principal(),
+                          sb.max_bytes_per_principal(),
+                          sb.max_total_bytes()};
   return stats;
 }
 
@@ -917,7 +1170,7 @@ absl::StatusOr<uint64_t> Client::Write(absl::string_view handle,
         position += n;
         return n;
       },
-      call);
+      call, data.size());
 }
 
 absl::StatusOr<uint64_t> Client::Write(absl::string_view handle,
@@ -953,6 +1206,51 @@ absl::StatusOr<uint64_t> Client::ReadChunks(
     absl::string_view handle, uint64_t offset, uint64_t length,
     const std::function<absl::Status(absl::Span<const uint8_t>)>& sink,
     const CallOptions& call) {
+  std::unique_ptr<SharedBuffer> b;
+  if (length == 0 || length >= kSharedBufferThresholdBytes) {
+    b = impl_->AcquireShm(this, call);
+  }
+  if (b != nullptr) {
+    uint64_t want = length;
+    bool sized = true;
+    if (want == 0) {
+      absl::StatusOr<ObjectInfo> object = GetObject(handle, call);
+      sized = object.ok() && offset <= object->size_bytes;
+      if (sized) want = object->size_bytes - offset;
+    }
+    if (sized && want >= kSharedBufferThresholdBytes) {
+      uint64_t done = 0;
+      while (done < want) {
+        uint64_t piece = std::min<uint64_t>(want - done, b->size());
+        uint64_t n = 0;
+        grpc::Status s = impl_->CopyShm(false, handle, offset + done, b->id(),
+                                        0, piece, call, &n);
+        if (!s.ok()) {
+          if (done == 0 && ShmUnusable(s)) break;
+          impl_->ReleaseShm(std::move(b));
+          return FromGrpc(s);
+        }
+        if (n != piece) {
+          impl_->ReleaseShm(std::move(b));
+          return absl::InternalError(absl::StrCat(
+              "the daemon copied ", n, " bytes of ", piece, " requested"));
+        }
+        absl::Status local = sink(absl::MakeConstSpan(b->data(), n));
+        if (!local.ok()) {
+          impl_->ReleaseShm(std::move(b));
+          return local;
+        }
+        done += n;
+      }
+      if (done == want) {
+        impl_->ReleaseShm(std::move(b));
+        return done;
+      }
+      impl_->DisableShm();
+    } else {
+      impl_->ReleaseShm(std::move(b));
+    }
+  }
   grpc::ClientContext context;
   impl_->Prepare(call, &context);
   pb::ReadRequest request;

@@ -46,11 +46,18 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "client/shared_buffer.h"
 
 namespace gpumig::client {
 
 // The most data one Write or Read message carries (docs/api.md).
 inline constexpr size_t kMaxChunkBytes = 1 << 20;
+
+// Write/Read (and WriteFromFd/ReadToFd, Write(istream)/Read(ostream)) of at
+// least this many bytes go through a shared buffer on a local socket
+// (ConnectOptions::use_shared_buffers), in pieces of kSharedBufferChunkBytes.
+inline constexpr uint64_t kSharedBufferThresholdBytes = 256 << 10;
+inline constexpr uint64_t kSharedBufferChunkBytes = 16 << 20;
 
 // The socket used when ConnectOptions names none: $GPUMIG_SOCKET if set and
 // non-empty, else /run/gpumig/gpumig.sock.
@@ -299,6 +306,24 @@ struct DaemonInfo {
   bool fault_injection_enabled = false;
   PrincipalInfo caller;
   Limits limits;
+  // The shared-buffer registration socket; empty: none.
+  std::string shared_buffer_socket;
+};
+
+// gpumig.v1.SharedBufferStats.
+struct SharedBufferStats {
+  bool enabled = false;
+  uint64_t buffers = 0;
+  uint64_t bytes = 0;
+  uint64_t connections = 0;
+  uint64_t registrations = 0;
+  uint64_t rejections = 0;
+  uint64_t unregistrations = 0;
+  uint64_t bytes_written = 0;
+  uint64_t bytes_read = 0;
+  uint64_t max_buffers_per_principal = 0;
+  uint64_t max_bytes_per_principal = 0;
+  uint64_t max_total_bytes = 0;
 };
 
 struct RpcMethodStats {
@@ -317,6 +342,7 @@ struct DaemonStats {
   uint64_t watchers = 0;
   bool engine_wedged = false;
   std::vector<RegionInfo> regions;
+  SharedBufferStats shared_buffers;
 };
 
 struct SelfTestResult {
@@ -374,6 +400,12 @@ struct ConnectOptions {
   std::string tls_server_name_override;
   // The deadline of every call whose CallOptions give none.
   absl::Duration default_timeout = absl::Seconds(30);
+  // On a unix socket, move Write/Read ranges of at least
+  // kSharedBufferThresholdBytes through shared buffers the client registers
+  // (and caches) itself. Falls back to streams, silently, when the daemon has
+  // no shared-buffer socket, refuses the registration, or answers
+  // FAILED_PRECONDITION/UNIMPLEMENTED before any byte moved. Never on TCP.
+  bool use_shared_buffers = true;
 };
 
 // Cancels a running Watch from any thread. Create it before calling Watch and
@@ -471,6 +503,32 @@ class Client {
       absl::string_view handle, uint64_t offset, uint64_t length,
       const std::function<absl::Status(absl::Span<const uint8_t>)>& sink,
       const CallOptions& call = {});
+
+  // Shared buffers (see shared_buffer.h): copy `length` bytes between
+  // buffer[buffer_offset, +length) and the object at `offset`, by one memcpy
+  // in the daemon. Returns the bytes copied. Codes: objects.proto
+  // WriteFromBuffer/ReadToBuffer (FAILED_PRECONDITION on TCP, NOT_FOUND for a
+  // buffer not registered, OUT_OF_RANGE, DATA_LOSS, ...).
+  absl::StatusOr<uint64_t> WriteFrom(absl::string_view handle, uint64_t offset,
+                                     const SharedBuffer& buffer,
+                                     uint64_t buffer_offset, uint64_t length,
+                                     const CallOptions& call = {});
+  absl::StatusOr<uint64_t> ReadInto(absl::string_view handle, uint64_t offset,
+                                    const SharedBuffer& buffer,
+                                    uint64_t buffer_offset, uint64_t length,
+                                    const CallOptions& call = {});
+  // The same by buffer id (a buffer registered by other means).
+  absl::StatusOr<uint64_t> WriteFromBufferId(absl::string_view handle,
+                                             uint64_t offset,
+                                             uint64_t buffer_id,
+                                             uint64_t buffer_offset,
+                                             uint64_t length,
+                                             const CallOptions& call = {});
+  absl::StatusOr<uint64_t> ReadToBufferId(absl::string_view handle,
+                                          uint64_t offset, uint64_t buffer_id,
+                                          uint64_t buffer_offset,
+                                          uint64_t length,
+                                          const CallOptions& call = {});
 
   // Moves the object to `region`. With `wait`, returns once the migration
   // fence has signalled and reports it in SubmitResult::fence (the fence's

@@ -76,6 +76,9 @@ const std::vector<FlagSpec>& GlobalFlags() {
       {"tls-server-name", "NAME", "expect this name in the server certificate"},
       {"json", "", "machine output: one JSON object per result"},
       {"timeout", "DUR", "RPC deadline (default 30s; e.g. 500ms, 2m, inf)"},
+      {"no-shm", "",
+       "never use shared buffers: write/read of >= 256 KiB on a local "
+       "socket otherwise move bytes through a registered memfd"},
       {"help", "", "show help", 'h'},
   };
   return *flags;
@@ -1744,6 +1747,8 @@ int Main(const std::vector<std::string>& argv) {
   ctx.json = ctx.args.Has("json") || ctx.global.Has("json");
   ctx.connect.unix_socket = ctx.Global("socket").value_or("");
   ctx.connect.tcp_target = ctx.Global("target").value_or("");
+  ctx.connect.use_shared_buffers =
+      !(ctx.args.Has("no-shm") || ctx.global.Has("no-shm"));
   ctx.connect.tls_root_ca_file = ctx.Global("tls-ca").value_or("");
   ctx.connect.tls_cert_file = ctx.Global("tls-cert").value_or("");
   ctx.connect.tls_key_file = ctx.Global("tls-key").value_or("");
