@@ -129,10 +129,18 @@ def run_case(c: Client, case: dict, trace: list) -> None:
             h = rnd.choice(sorted(objs))
             r = rnd.choice(regions)
             fence = c.objects.migrate(h, r, wait=True).fence
-            trace.append([step, h, r, fence.outcome, fence.error_code])
-            if c.objects.read(h) != objs[h]:
-                raise AssertionError(f"step {step}: {h} content differs "
-                                     f"after migrate to {r}")
+            trace.append([step, sorted(objs).index(h), r, fence.outcome,
+                          fence.error_code])
+            try:
+                same = c.objects.read(h) == objs[h]
+            except GpumigError as e:
+                raise AssertionError(f"step {step}: object "
+                                     f"#{sorted(objs).index(h)} unreadable "
+                                     f"after migrate to {r}: {e.code.name}")
+            if not same:
+                raise AssertionError(f"step {step}: object "
+                                     f"#{sorted(objs).index(h)} content "
+                                     f"differs after migrate to {r}")
         for h in objs:
             c.objects.destroy(h)
     finally:
@@ -143,12 +151,34 @@ def run_case(c: Client, case: dict, trace: list) -> None:
                 pass
 
 
+def one_case(c: Client, case: dict) -> dict:
+    rec = {"name": case["name"], "seed": case["seed"], "trace": []}
+    t0 = time.monotonic()
+    try:
+        run_case(c, case, rec["trace"])
+        rec.update(status="pass", message="")
+    except AssertionError as e:
+        rec.update(status="fail", message=str(e))
+    except GpumigError as e:
+        if e.code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            rec.update(status="timeout", message=str(e))
+        elif e.code == grpc.StatusCode.UNAVAILABLE:
+            rec.update(status="crash", message=str(e))
+        else:
+            rec.update(status="fail", message=str(e))
+    rec["seconds"] = round(time.monotonic() - t0, 3)
+    return rec
+
+
+def connect(target: str, tls, timeout: float) -> Client:
+    if target.startswith("unix:"):
+        return Client(socket=target[5:], timeout=timeout)
+    return Client(target=target, tls=tls, timeout=timeout)
+
+
 def run_target(target: str, tls, campaign: dict) -> dict:
     timeout = float(campaign.get("case_timeout_s", 5))
-    if target.startswith("unix:"):
-        c = Client(socket=target[5:], timeout=timeout)
-    else:
-        c = Client(target=target, tls=tls, timeout=timeout)
+    c = connect(target, tls, timeout)
     out = {"target": target, "cases": [], "selftest": None, "error": ""}
     try:
         c.daemon.ping(timeout=5)
@@ -157,25 +187,13 @@ def run_target(target: str, tls, campaign: dict) -> dict:
         return out
     gone = False
     for case in campaign.get("cases", []):
-        rec = {"name": case["name"], "seed": case["seed"], "trace": []}
-        t0 = time.monotonic()
         if gone:
-            rec.update(status="crash", message="daemon gone earlier")
+            rec = {"name": case["name"], "seed": case["seed"], "trace": [],
+                   "status": "crash", "message": "daemon gone earlier",
+                   "seconds": 0}
         else:
-            try:
-                run_case(c, case, rec["trace"])
-                rec.update(status="pass", message="")
-            except AssertionError as e:
-                rec.update(status="fail", message=str(e))
-            except GpumigError as e:
-                if e.code == grpc.StatusCode.DEADLINE_EXCEEDED:
-                    rec.update(status="timeout", message=str(e))
-                elif e.code == grpc.StatusCode.UNAVAILABLE:
-                    rec.update(status="crash", message=str(e))
-                    gone = True
-                else:
-                    rec.update(status="fail", message=str(e))
-        rec["seconds"] = round(time.monotonic() - t0, 3)
+            rec = one_case(c, case)
+            gone = rec["status"] == "crash"
         out["cases"].append(rec)
     if not gone:
         try:
@@ -223,6 +241,36 @@ def summary(results: dict) -> int:
     return 1 if bad else 0
 
 
+def replay(a) -> int:
+    """Re-runs one recorded case; 0 when status, message and trace are
+    identical to the record (bit for bit), 1 otherwise."""
+    d = json.load(open(a.results))
+    if d.get("version") != RESULTS_VERSION:
+        raise BadInput(f"{a.results}: results version {d.get('version')}")
+    cases = [c for c in d["campaign"]["cases"] if c["name"] == a.case]
+    if not cases:
+        raise BadInput(f"{a.results}: no case '{a.case}'")
+    recs = [(t["target"], c) for t in d["targets"] for c in t["cases"]
+            if c["name"] == a.case]
+    target = a.target or recs[0][0]
+    want = next((c for t, c in recs if t == target), recs[0][1])
+    tls = (Tls(ca=a.tls_ca, cert=a.tls_cert, key=a.tls_key,
+               server_name=a.tls_server_name) if a.tls_ca else None)
+    c = connect(target, tls, float(d["campaign"].get("case_timeout_s", 5)))
+    got = one_case(c, cases[0])
+    c.close()
+    keys = ("status", "message", "trace")
+    same = all(json.dumps(got[k]) == json.dumps(want[k]) for k in keys)
+    print(f"{a.case} on {target}: {got['status']} "
+          f"({'reproduced' if same else 'NOT reproduced'})")
+    if not same:
+        for k in keys:
+            if json.dumps(got[k]) != json.dumps(want[k]):
+                print(f"  {k}: recorded {json.dumps(want[k])} now "
+                      f"{json.dumps(got[k])}")
+    return 0 if same else 1
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="gpumig-rig")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -235,6 +283,13 @@ def main(argv=None) -> int:
     r.add_argument("--tls-server-name", default="localhost")
     r.add_argument("--out", default="results.json")
     r.add_argument("--junit")
+    rp = sub.add_parser("replay")
+    rp.add_argument("results")
+    rp.add_argument("--case", required=True)
+    rp.add_argument("--target", help="default: the case's first target")
+    for x in ("--tls-ca", "--tls-cert", "--tls-key"):
+        rp.add_argument(x)
+    rp.add_argument("--tls-server-name", default="localhost")
     m = sub.add_parser("merge")
     m.add_argument("results", nargs="+")
     m.add_argument("--out")
@@ -252,6 +307,8 @@ def main(argv=None) -> int:
             text = json.dumps(merged, indent=1)
             (open(a.out, "w").write(text) if a.out else print(text))
             return 0
+        if a.cmd == "replay":
+            return replay(a)
         campaign = load_campaign(a.campaign)
         tls = (Tls(ca=a.tls_ca, cert=a.tls_cert, key=a.tls_key,
                    server_name=a.tls_server_name) if a.tls_ca else None)

@@ -48,7 +48,13 @@ def test_rig_reports_crash_and_timeout_apart(tmp_path, request):
              "--tls-key", f"{certs}/client.key", "--out", "r.json",
              "--junit", "r.xml"], cwd=tmp_path, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True)
-        time.sleep(0.5)
+        # Mid-campaign: once both victims have run a few moves.
+        for d in ds[1:]:
+            with d.client(timeout=5) as c:
+                end = time.monotonic() + 30
+                while c.daemon.stats().fences_created < 8:
+                    assert time.monotonic() < end and p.poll() is None
+                    time.sleep(0.02)
         ds[1].proc.send_signal(signal.SIGKILL)
         ds[2].proc.send_signal(signal.SIGSTOP)
         out, err = p.communicate(timeout=90)
@@ -89,3 +95,28 @@ def test_target_that_is_not_a_daemon(tmp_path):
     r = rig("run", camp, "--target", "unix:/nonexistent/x.sock", cwd=tmp_path)
     assert r.returncode == 1
     assert "not reachable" in r.stdout and "Traceback" not in r.stderr
+
+
+def test_replay_reproduces_a_failing_case(tmp_path, gpumigd):
+    # memcpy banned and every blit failing: the move cannot fall back, the
+    # object goes unknown-state and the content check fails.
+    cases = [{"name": "ok", "seed": 7, "objects": 2, "size": 8192, "steps": 3,
+              "regions": ["smem", "lmem"]},
+             {"name": "doomed", "seed": 99, "objects": 2, "size": 8192,
+              "steps": 6, "regions": ["smem", "lmem"],
+              "faults": [{"kind": "ban_memcpy", "probability": 1.0},
+                         {"kind": "fail_blit", "next_n": 3, "op": "migrate"}]}]
+    camp = campaign(tmp_path / "c.json", cases)
+    t = f"unix:{gpumigd.socket}"
+    r = rig("run", camp, "--target", t, "--out", "r.json", cwd=tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    res = json.loads((tmp_path / "r.json").read_text())
+    st = {c["name"]: c for c in res["targets"][0]["cases"]}
+    assert st["ok"]["status"] == "pass"
+    assert st["doomed"]["status"] == "fail", st["doomed"]
+    r2 = rig("replay", "r.json", "--case", "doomed", cwd=tmp_path)
+    assert r2.returncode == 0, r2.stdout + r2.stderr
+    assert "reproduced" in r2.stdout and "NOT" not in r2.stdout
+    m = rig("merge", "r.json", "r.json", "--out", "m.json", cwd=tmp_path)
+    assert m.returncode == 0
+    assert len(json.loads((tmp_path / "m.json").read_text())["targets"]) == 2
