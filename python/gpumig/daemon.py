@@ -25,7 +25,7 @@ class DaemonProcess:
 
     def __init__(self, binary: str, workdir: Optional[str] = None,
                  regions: str = DEFAULT_REGIONS, fault_injection: bool = True,
-                 tls_dir: Optional[str] = None):
+                 tls_dir: Optional[str] = None, tls_admins: tuple = ()):
         # tls_dir: server.pem/server.key/ca.pem (tests/testing/
         # make_test_certs.sh) for a mutual-TLS listener on 127.0.0.1:0;
         # its port is in `tcp_port` once started.
@@ -37,8 +37,16 @@ class DaemonProcess:
         self.socket = os.path.join(self.workdir, "gpumig.sock")
         self.config = os.path.join(self.workdir, "gpumigd.textproto")
         self.log_path = os.path.join(self.workdir, "gpumigd.log")
+        listeners = ""
+        if tls_dir:
+            t = tls_dir
+            admins = "".join(f' admin_subjects: "{a}"' for a in tls_admins)
+            listeners = (f'listeners {{ tcp {{ address: "127.0.0.1:0" '
+                         f'tls_cert: "{t}/server.pem" tls_key: "{t}/server.key" '
+                         f'tls_client_ca: "{t}/ca.pem"{admins} }} }}\n')
         with open(self.config, "w") as f:
-            f.write('backend: "sim"\nshutdown_grace_ms: 200\n' + regions)
+            f.write('backend: "sim"\nshutdown_grace_ms: 200\n' + regions +
+                    listeners)
         self.fault_injection = fault_injection
         self.proc: Optional[subprocess.Popen] = None
 
@@ -47,11 +55,6 @@ class DaemonProcess:
                 f"--socket={self.socket}", "--metrics_listen=none"]
         if self.fault_injection:
             args.append("--enable_fault_injection")
-        if self.tls_dir:
-            t = self.tls_dir
-            args += ["--tcp_listen=127.0.0.1:0",
-                     f"--tls_cert={t}/server.pem", f"--tls_key={t}/server.key",
-                     f"--tls_client_ca={t}/ca.pem"]
         log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         log.close()
