@@ -6,6 +6,10 @@
 # fail if any rule or dashboard query names a metric the daemon does not
 # export, or if the PrometheusRule in deploy/k8s differs from the rules file.
 set -uo pipefail
+if ! /usr/bin/python3 -c 'import yaml' 2>/dev/null; then
+  echo "GPUMIG_SKIP: python3-yaml not installed (tools/install_deps.sh)"
+  exit 0
+fi
 
 find_file() {
   for root in "${RUNFILES_DIR:-}" "${TEST_SRCDIR:-}" "$PWD/.."; do
