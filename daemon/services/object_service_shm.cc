@@ -38,7 +38,8 @@ absl::StatusOr<Checked> Check(RpcEnv* env, grpc::ServerContext* ctx,
         "(listeners.unix_socket.shared_buffers.socket_name \"none\"); use "
         "Write/Read");
   }
-  if (!absl::StartsWith(ctx->peer(), "unix:")) {
+  // Unix-socket callers are peers "fd:N" (ConnectionTable::PeerName).
+  if (!absl::StartsWith(ctx->peer(), "fd:")) {
     return absl::FailedPreconditionError(
         "shared buffers are only for callers on the daemon's unix socket");
   }

@@ -33,7 +33,7 @@ OUTPUT_BASE=${FUZZ_OUTPUT_BASE:-$HOME/.cache/gpumig-fuzz-$(pwd | md5sum | cut -c
 RSS_MB=${FUZZ_RSS_MB:-3072}
 JOBS=${FUZZ_JOBS:-1}
 WORK=${FUZZ_WORK:-$(mktemp -d /tmp/gpumig-fuzz-run.XXXXXX)}
-ALL_TARGETS=(config_fuzzer service_fuzzer daemon_fuzzer object_fuzzer
+ALL_TARGETS=(config_fuzzer shm_registration_fuzzer service_fuzzer daemon_fuzzer object_fuzzer
   fence_fuzzer region_fuzzer fault_fuzzer)
 if [ $# -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL_TARGETS[@]}"); fi
 

@@ -1,0 +1,539 @@
+// End-to-end tests of shared buffers: the real gpumigd, its registration
+// socket (raw protocol, //core/shm:test_registrar) and
+// ObjectService.WriteFromBuffer / ReadToBuffer through the gRPC stubs.
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "gmock/gmock.h"
+#include "gpumig/v1/daemon.grpc.pb.h"
+#include "gpumig/v1/faults.grpc.pb.h"
+#include "gpumig/v1/fences.grpc.pb.h"
+#include "gpumig/v1/objects.grpc.pb.h"
+#include "gpumig/v1/regions.grpc.pb.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/support/byte_buffer.h"
+#include "gtest/gtest.h"
+#include "core/shm/test_registrar.h"
+#include <sys/mman.h>
+
+namespace gpumig {
+namespace {
+
+namespace v1 = ::gpumig::v1;
+using ::testing::HasSubstr;
+
+constexpr uint64_t kMiB = 1 << 20;
+
+// Helpers: files, the daemon process, clients.
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+}
+
+std::string DaemonBinary() {
+  const char* srcdir = std::getenv("TEST_SRCDIR");
+  const char* workspace = std::getenv("TEST_WORKSPACE");
+  std::string base = srcdir != nullptr ? srcdir : ".";
+  return absl::StrCat(base, "/", workspace != nullptr ? workspace : "gpumig",
+                      "/daemon/gpumigd");
+}
+
+// A temp dir short enough for unix socket paths (TEST_TMPDIR can be long)
+// and traversable by uid 65534.
+class TempDir {
+ public:
+  TempDir() {
+    std::string t = "/tmp/gpumig-e2e-XXXXXX";
+    if (mkdtemp(t.data()) != nullptr) path_ = t;
+    chmod(path_.c_str(), 0755);
+  }
+  ~TempDir() {
+    if (!path_.empty()) {
+      std::string cmd = absl::StrCat("rm -rf '", path_, "'");
+      (void)std::system(cmd.c_str());
+    }
+  }
+  const std::string& path() const { return path_; }
+  std::string File(absl::string_view name) const {
+    return absl::StrCat(path_, "/", name);
+  }
+
+ private:
+  std::string path_;
+};
+
+bool CanConnect(const std::string& path) {
+  const int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_un addr;
+  std::memset(&addr, 0, sizeof(addr));
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path.data(),
+              std::min(path.size(), sizeof(addr.sun_path) - 1));
+  const bool ok =
+      connect(fd, reinterpret_cast<struct sockaddr*>(&addr), sizeof(addr)) == 0;
+  close(fd);
+  return ok;
+}
+
+// Pattern only its writer produces: never 0.
+std::string Pattern(uint64_t size, uint32_t tag) {
+  std::string v(size, '\0');
+  uint32_t x = tag * 2654435761u + 1;
+  for (uint64_t i = 0; i < size; ++i) {
+    x = x * 1103515245u + 12345u;
+    v[i] = static_cast<char>((x >> 16) | 1);
+  }
+  return v;
+}
+
+// The gpumigd process under test.
+class Daemon {
+ public:
+  struct Options {
+    std::string config;  // text-format; the socket path is added by flag
+    std::vector<std::string> flags;
+    std::vector<std::string> env;  // extra KEY=VALUE
+  };
+
+  explicit Daemon(const TempDir& dir) : dir_(dir) {}
+  ~Daemon() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+
+  std::string socket() const { return dir_.File("gpumig.sock"); }
+  std::string log_path() const { return dir_.File("gpumigd.log"); }
+  std::string Log() const { return ReadAll(log_path()); }
+  pid_t pid() const { return pid_; }
+  // The exit code of a daemon that exited during Start(), else nullopt.
+  std::optional<int> exit_code() const { return exit_code_; }
+
+  // Starts gpumigd and waits (bounded) until its socket accepts.
+  ::testing::AssertionResult Start(const Options& options) {
+    const std::string config = dir_.File("gpumigd.textproto");
+    WriteFile(config, options.config);
+    std::vector<std::string> args = {DaemonBinary(), "--config=" + config,
+                                     "--socket=" + socket()};
+    args.insert(args.end(), options.flags.begin(), options.flags.end());
+    pid_ = Spawn(args, options.env, log_path());
+    if (pid_ < 0) return ::testing::AssertionFailure() << "fork failed";
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (!CanConnect(socket())) {
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+        return ::testing::AssertionFailure()
+               << "gpumigd exited during start-up:\n"
+               << Log();
+      }
+      if (absl::Now() > deadline) {
+        return ::testing::AssertionFailure()
+               << "gpumigd did not listen within 30 s:\n"
+               << Log();
+      }
+      absl::SleepFor(absl::Milliseconds(5));  // Poll interval, not a sync.
+    }
+    return ::testing::AssertionSuccess();
+  }
+
+  // Sends `sig` and waits up to `limit` for the exit. The exit status, or
+  // nullopt if it did not exit in time.
+  std::optional<int> Stop(int sig, absl::Duration limit) {
+    if (pid_ <= 0) return std::nullopt;
+    kill(pid_, sig);
+    const absl::Time deadline = absl::Now() + limit;
+    for (;;) {
+      int status = 0;
+      const pid_t r = waitpid(pid_, &status, WNOHANG);
+      if (r == pid_) {
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      }
+      if (absl::Now() > deadline) return std::nullopt;
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+  }
+
+  std::shared_ptr<grpc::Channel> Channel() const {
+    return grpc::CreateChannel("unix:" + socket(),
+                               grpc::InsecureChannelCredentials());
+  }
+
+  // fork/exec `args` with stdout+stderr to `log`.
+  static pid_t Spawn(const std::vector<std::string>& args,
+                     const std::vector<std::string>& env,
+                     const std::string& log) {
+    std::vector<char*> argv;
+    for (const std::string& a : args)
+      argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    std::vector<std::string> envs;
+    for (char** e = environ; *e != nullptr; ++e) envs.push_back(*e);
+    envs.insert(envs.end(), env.begin(), env.end());
+    std::vector<char*> envp;
+    for (const std::string& e : envs)
+      envp.push_back(const_cast<char*>(e.c_str()));
+    envp.push_back(nullptr);
+    const pid_t pid = fork();
+    if (pid == 0) {
+      const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      if (fd >= 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+      }
+      execve(argv[0], argv.data(), envp.data());
+      _exit(127);
+    }
+    return pid;
+  }
+
+ private:
+  const TempDir& dir_;
+  pid_t pid_ = -1;
+  std::optional<int> exit_code_;
+};
+
+// The usual test config: small regions, fault injection on.
+std::string TestConfig(absl::string_view extra = "",
+                       bool fault_injection = true) {
+  return absl::StrCat(
+      R"pb(
+        regions { name: "lmem" kind: LMEM size: "16MiB" aperture: "4MiB" }
+        regions { name: "smem" kind: SMEM size: "160MiB" }
+        listeners { unix_socket { mode: "0666" } }
+        shutdown_grace_ms: 3000
+        log_level: "debug"
+      )pb",
+      "enable_fault_injection: ", fault_injection ? "true\n" : "false\n",
+      extra);
+}
+
+struct Stubs {
+  explicit Stubs(std::shared_ptr<grpc::Channel> ch)
+      : channel(ch),
+        objects(v1::ObjectService::NewStub(ch)),
+        fences(v1::FenceService::NewStub(ch)),
+        regions(v1::RegionService::NewStub(ch)),
+        faults(v1::FaultService::NewStub(ch)),
+        daemon(v1::DaemonService::NewStub(ch)) {}
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<v1::ObjectService::Stub> objects;
+  std::unique_ptr<v1::FenceService::Stub> fences;
+  std::unique_ptr<v1::RegionService::Stub> regions;
+  std::unique_ptr<v1::FaultService::Stub> faults;
+  std::unique_ptr<v1::DaemonService::Stub> daemon;
+};
+
+// A context with a deadline, so no test can hang on an RPC.
+std::unique_ptr<grpc::ClientContext> Ctx(
+    absl::Duration timeout = absl::Seconds(30)) {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  ctx->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  return ctx;
+}
+
+grpc::Status CreateObject(Stubs& s, uint64_t size,
+                          std::vector<std::string> placements,
+                          v1::CreateObjectResponse* out,
+                          bool require_cpu_access = false) {
+  v1::CreateObjectRequest req;
+  req.set_size_bytes(size);
+  for (const std::string& p : placements) req.add_placements(p);
+  req.set_require_cpu_access(require_cpu_access);
+  req.set_label("e2e");
+  return s.objects->Create(Ctx().get(), req, out);
+}
+
+
+grpc::Status ReadObject(Stubs& s, const std::string& handle, uint64_t offset,
+                        uint64_t length, std::string* out,
+                        uint32_t max_chunk = 0) {
+  auto ctx = Ctx(absl::Seconds(60));
+  v1::ReadRequest req;
+  req.set_handle(handle);
+  req.set_offset(offset);
+  req.set_length(length);
+  req.set_max_chunk_bytes(max_chunk);
+  auto reader = s.objects->Read(ctx.get(), req);
+  v1::ReadResponse resp;
+  out->clear();
+  uint64_t expect = offset;
+  while (reader->Read(&resp)) {
+    if (resp.offset() != expect || resp.data().empty() ||
+        resp.data().size() > (max_chunk == 0 ? kMiB : max_chunk)) {
+      return grpc::Status(grpc::StatusCode::INTERNAL, "bad chunk framing");
+    }
+    expect += resp.data().size();
+    out->append(resp.data());
+  }
+  return reader->Finish();
+}
+
+constexpr uint64_t kPage = 4096;
+
+// A registered buffer: the client's fd and mapping, the daemon's id.
+struct Buf {
+  int fd = -1;
+  uint8_t* p = nullptr;
+  uint64_t size = 0;
+  uint64_t id = 0;
+};
+
+class ShmE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(daemon_.Start({TestConfig()}));
+    stubs_ = std::make_unique<Stubs>(daemon_.Channel());
+    v1::GetInfoResponse info;
+    ASSERT_TRUE(stubs_->daemon->GetInfo(Ctx().get(), {}, &info).ok());
+    shm_path_ = info.shared_buffer_socket();
+    ASSERT_EQ(shm_path_, dir_.File("gpumig-shm.sock"));
+    sock_ = shm::ConnectRegistration(shm_path_);
+    ASSERT_GE(sock_, 0);
+  }
+  void TearDown() override {
+    if (sock_ >= 0) close(sock_);
+  }
+  Buf Register(uint64_t size) {
+    Buf b;
+    b.size = size;
+    b.fd = shm::MakeMemfd(size, shm::kGoodSeals);
+    b.p = static_cast<uint8_t*>(
+        mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, b.fd, 0));
+    shm::ShmRequest r;
+    r.op = shm::kOpRegister;
+    r.size = size;
+    EXPECT_TRUE(shm::SendRequest(sock_, r, {b.fd}));
+    shm::ShmReply rep;
+    EXPECT_TRUE(shm::RecvReply(sock_, &rep));
+    EXPECT_EQ(rep.error, 0u) << rep.message;
+    b.id = rep.buffer_id;
+    return b;
+  }
+  std::string NewObject(uint64_t size, const std::string& region) {
+    v1::CreateObjectResponse resp;
+    EXPECT_TRUE(CreateObject(*stubs_, size, {region}, &resp).ok());
+    return resp.object().handle();
+  }
+  grpc::Status WriteFrom(const std::string& h, uint64_t off, uint64_t id,
+                         uint64_t boff, uint64_t len) {
+    v1::WriteFromBufferRequest req;
+    req.set_handle(h);
+    req.set_offset(off);
+    req.set_buffer_id(id);
+    req.set_buffer_offset(boff);
+    req.set_length(len);
+    v1::WriteFromBufferResponse resp;
+    return stubs_->objects->WriteFromBuffer(Ctx().get(), req, &resp);
+  }
+  grpc::Status ReadTo(const std::string& h, uint64_t off, uint64_t id,
+                      uint64_t boff, uint64_t len) {
+    v1::ReadToBufferRequest req;
+    req.set_handle(h);
+    req.set_offset(off);
+    req.set_buffer_id(id);
+    req.set_buffer_offset(boff);
+    req.set_length(len);
+    v1::ReadToBufferResponse resp;
+    return stubs_->objects->ReadToBuffer(Ctx().get(), req, &resp);
+  }
+  v1::SharedBufferStats Stats() {
+    v1::GetStatsResponse s;
+    EXPECT_TRUE(stubs_->daemon->GetStats(Ctx().get(), {}, &s).ok());
+    return s.shared_buffers();
+  }
+
+  TempDir dir_;
+  Daemon daemon_{dir_};
+  std::unique_ptr<Stubs> stubs_;
+  std::string shm_path_;
+  int sock_ = -1;
+};
+
+TEST_F(ShmE2eTest, WriteFromBufferAndReadToBufferRoundTripInsideAndOutsideAperture) {
+  Buf b = Register(8 * kMiB);
+  const std::string data = Pattern(3 * kMiB, 9);
+  std::memcpy(b.p, data.data(), data.size());
+  for (const char* region : {"lmem", "smem"}) {
+    // lmem: 16 MiB with a 4 MiB aperture; offset 5 MiB is outside it.
+    const std::string h = NewObject(10 * kMiB, region);
+    ASSERT_TRUE(WriteFrom(h, 5 * kMiB, b.id, 0, data.size()).ok());
+    std::string back;
+    ASSERT_TRUE(ReadObject(*stubs_, h, 5 * kMiB, data.size(), &back).ok());
+    EXPECT_TRUE(back == data) << region;
+    std::memset(b.p + 4 * kMiB, 0, 4 * kMiB);
+    ASSERT_TRUE(ReadTo(h, 5 * kMiB, b.id, 4 * kMiB, data.size()).ok());
+    EXPECT_EQ(std::memcmp(b.p + 4 * kMiB, data.data(), data.size()), 0)
+        << region;
+  }
+  v1::SharedBufferStats s = Stats();
+  EXPECT_TRUE(s.enabled());
+  EXPECT_EQ(s.buffers(), 1u);
+  EXPECT_EQ(s.bytes(), 8 * kMiB);
+  EXPECT_EQ(s.bytes_written(), 2 * data.size());
+  EXPECT_EQ(s.bytes_read(), 2 * data.size());
+  EXPECT_EQ(s.max_buffers_per_principal(), 64u);
+}
+
+TEST_F(ShmE2eTest, RangesAreCheckedOnBothSidesWithoutOverflow) {
+  Buf b = Register(kMiB);
+  const std::string h = NewObject(2 * kMiB, "smem");
+  const uint64_t kMax = ~uint64_t{0};
+  EXPECT_EQ(WriteFrom(h, 0, b.id, kMiB - 4096, 8192).error_code(),
+            grpc::StatusCode::OUT_OF_RANGE);
+  EXPECT_EQ(WriteFrom(h, 2 * kMiB - 10, b.id, 0, 11).error_code(),
+            grpc::StatusCode::OUT_OF_RANGE);
+  EXPECT_EQ(WriteFrom(h, 1, b.id, 0, kMax).error_code(),
+            grpc::StatusCode::OUT_OF_RANGE);
+  EXPECT_EQ(ReadTo(h, 0, b.id, kMax, 2).error_code(),
+            grpc::StatusCode::OUT_OF_RANGE);
+  EXPECT_EQ(ReadTo(h, kMax, b.id, 0, 2).error_code(),
+            grpc::StatusCode::OUT_OF_RANGE);
+  EXPECT_TRUE(WriteFrom(h, 2 * kMiB, b.id, kMiB, 0).ok());  // empty at the ends
+  EXPECT_EQ(WriteFrom(h, 0, 0, 0, 1).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(WriteFrom("nonsense", 0, b.id, 0, 1).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(ShmE2eTest, EndedOrUnknownBufferIsNotFoundAndAccountingReturnsToZero) {
+  const std::string h = NewObject(kMiB, "smem");
+  Buf b = Register(kMiB);
+  EXPECT_EQ(WriteFrom(h, 0, b.id + 1000, 0, 1).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  shm::ShmRequest r;
+  r.op = shm::kOpUnregister;
+  r.buffer_id = b.id;
+  ASSERT_TRUE(shm::SendRequest(sock_, r, {}));
+  shm::ShmReply rep;
+  ASSERT_TRUE(shm::RecvReply(sock_, &rep));
+  EXPECT_EQ(rep.error, 0u);
+  EXPECT_EQ(WriteFrom(h, 0, b.id, 0, 1).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  // A second buffer ends with its connection.
+  Buf c = Register(kMiB);
+  close(sock_);
+  sock_ = -1;
+  for (int i = 0; i < 1000 && Stats().buffers() != 0; ++i) {
+    absl::SleepFor(absl::Milliseconds(5));  // poll, bounded
+  }
+  v1::SharedBufferStats s = Stats();
+  EXPECT_EQ(s.buffers(), 0u);
+  EXPECT_EQ(s.bytes(), 0u);
+  EXPECT_EQ(s.registrations(), 2u);
+  EXPECT_EQ(s.unregistrations(), 2u);
+  EXPECT_EQ(WriteFrom(h, 0, c.id, 0, 1).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+// Another principal's buffer is PERMISSION_DENIED "permission denied":
+// covered in //core/shm:shared_buffer_registry_test (Acquire by another uid),
+// which the handler calls; no fork-after-gRPC here.
+
+// A client (same uid: its buffer is the principal's, so this process can
+// name it) registers 32 MiB, punches holes in it without pause, and is
+// SIGKILLed while this process copies through that buffer.
+TEST_F(ShmE2eTest, ClientSigkillMidCopyAndHolePunchingLeaveTheDaemonServing) {
+  const std::string h = NewObject(32 * kMiB, "smem");
+  int p[2];
+  ASSERT_EQ(pipe(p), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(p[0]);
+    int s = shm::ConnectRegistration(shm_path_);
+    int fd = shm::MakeMemfd(32 * kMiB, shm::kGoodSeals);
+    shm::ShmRequest r;
+    r.op = shm::kOpRegister;
+    r.size = 32 * kMiB;
+    shm::SendRequest(s, r, {fd});
+    shm::ShmReply rep;
+    if (!shm::RecvReply(s, &rep) || rep.error != 0) _exit(1);
+    if (write(p[1], &rep.buffer_id, 8) != 8) _exit(1);
+    for (;;) {
+      fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 32 * kMiB);
+    }
+  }
+  ASSERT_GT(pid, 0);
+  close(p[1]);
+  uint64_t id = 0;
+  ASSERT_EQ(read(p[0], &id, 8), 8);
+  close(p[0]);
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0};
+  std::thread copier([&] {
+    while (!stop) {
+      grpc::Status a = WriteFrom(h, 0, id, 0, 32 * kMiB);
+      grpc::Status b = ReadTo(h, 0, id, 0, 32 * kMiB);
+      if (a.ok() && b.ok()) ++ok;
+      if (a.error_code() == grpc::StatusCode::NOT_FOUND) break;
+    }
+  });
+  for (int i = 0; i < 4000 && ok.load() < 2; ++i) {
+    absl::SleepFor(absl::Milliseconds(5));  // poll, bounded
+  }
+  EXPECT_GE(ok.load(), 2);  // copies while holes were punched succeeded
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  for (int i = 0; i < 2000 && Stats().buffers() != 0; ++i) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  stop = true;
+  copier.join();
+  EXPECT_EQ(Stats().buffers(), 0u);
+  EXPECT_EQ(Stats().bytes(), 0u);
+  EXPECT_EQ(WriteFrom(h, 0, id, 0, 1).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  // Still serving, content ops included.
+  Buf b = Register(kMiB);
+  std::memset(b.p, 0x42, kMiB);
+  ASSERT_TRUE(WriteFrom(h, 0, b.id, 0, kMiB).ok());
+  std::string back;
+  ASSERT_TRUE(ReadObject(*stubs_, h, 0, kMiB, &back).ok());
+  EXPECT_EQ(back, std::string(kMiB, '\x42'));
+  int status = 0;
+  EXPECT_EQ(waitpid(daemon_.pid(), &status, WNOHANG), 0) << "daemon died";
+}
+
+}  // namespace
+}  // namespace gpumig
