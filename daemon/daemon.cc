@@ -1,5 +1,6 @@
 #include "daemon/daemon.h"
 
+#include <grp.h>
 #include <systemd/sd-daemon.h>
 
 #include <algorithm>
@@ -50,6 +51,7 @@ absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(Config config) {
     absl::MutexLock lock(&d->mu_);
     d->shut_down_ = true;
     if (d->listener_ != nullptr) d->listener_->Stop();
+    if (d->shm_server_ != nullptr) d->shm_server_->Stop();
     if (d->server_ != nullptr) {
       d->server_->Shutdown(std::chrono::system_clock::now());
       d->server_->Wait();
@@ -102,6 +104,28 @@ absl::Status Daemon::Init() {
       UnixListener::Create(std::move(ux));
   if (!listener.ok()) return listener.status();
   listener_ = *std::move(listener);
+
+  // The shared-buffer registration socket, beside the gRPC one.
+  if (!config_.shm_socket_path.empty()) {
+    shm::ShmLimits limits;
+    limits.max_buffers_per_principal = config_.shm_max_buffers_per_principal;
+    limits.max_bytes_per_principal = config_.shm_max_bytes_per_principal;
+    limits.max_total_bytes = config_.shm_max_total_bytes;
+    shm_registry_ = std::make_unique<shm::SharedBufferRegistry>(limits);
+    env_->set_shared_buffers(shm_registry_.get(), config_.shm_socket_path);
+    shm_server_ =
+        std::make_unique<shm::RegistrationServer>(shm_registry_.get());
+    gid_t gid = static_cast<gid_t>(-1);
+    if (!config_.socket_group.empty()) {
+      struct group* g = getgrnam(config_.socket_group.c_str());
+      if (g != nullptr) gid = g->gr_gid;
+    }
+    absl::Status s =
+        shm_server_->Start(config_.shm_socket_path, config_.socket_mode, gid);
+    if (!s.ok()) return s;
+    Log(LogLevel::kInfo, "listening")
+        .Kv("shared_buffers", config_.shm_socket_path);
+  }
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -276,6 +300,7 @@ void Daemon::Shutdown(const std::string& reason) {
   sd_notify(0, "STOPPING=1\nSTATUS=draining");
 
   listener_->Stop();  // No new connections.
+  if (shm_registry_ != nullptr) shm_registry_->Shutdown();  // No new buffers.
   {
     absl::MutexLock health_lock(&health_mu_);
     health_down_ = true;
@@ -290,6 +315,8 @@ void Daemon::Shutdown(const std::string& reason) {
   server_->Shutdown(std::chrono::system_clock::now() +
                     std::chrono::milliseconds(500));
   server_->Wait();
+  // No WriteFromBuffer/ReadToBuffer runs now: end every shared buffer.
+  if (shm_server_ != nullptr) shm_server_->Stop();
   Log(LogLevel::kDebug, "shutdown_steps")
       .Kv("fences_ms", absl::ToInt64Milliseconds(fences_done - start))
       .Kv("server_ms", absl::ToInt64Milliseconds(absl::Now() - fences_done));

@@ -31,6 +31,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "core/manager/memory_manager.h"
+#include "core/shm/registration_server.h"
+#include "core/shm/shared_buffer_registry.h"
 #include "daemon/auth/identity.h"
 #include "daemon/auth/unix_listener.h"
 #include "daemon/config/config.h"
@@ -73,6 +75,10 @@ class Daemon {
   const Config config_;
 
   std::unique_ptr<MemoryManager> manager_;
+  // Shared buffers (nullptr: the registration socket is off). Destroyed
+  // after the services; the server stops in Shutdown after server_->Wait().
+  std::unique_ptr<shm::SharedBufferRegistry> shm_registry_;
+  std::unique_ptr<shm::RegistrationServer> shm_server_;
   // After manager_: destroyed before it (scrapes read the manager).
   std::unique_ptr<Metrics> metrics_;
   uint64_t outcome_sink_ = 0;  // FenceRegistry subscription (event logs)

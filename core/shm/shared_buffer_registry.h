@@ -78,8 +78,8 @@ ShmError ValidateBufferFd(int fd, uint64_t declared_size);
 
 struct ShmLimits {
   uint64_t max_buffers_per_principal = 64;
-  uint64_t max_bytes_per_principal = uint64_t{16} << 30;  // 16 GiB
-  uint64_t max_total_bytes = uint64_t{64} << 30;          // 64 GiB
+  uint64_t max_bytes_per_principal = uint64_t{4} << 30;  // 4 GiB
+  uint64_t max_total_bytes = uint64_t{16} << 30;         // 16 GiB
 };
 
 struct ShmStats {

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/match.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -275,6 +276,56 @@ absl::StatusOr<Config> ValidateConfig(const DaemonConfig& in) {
   if (!out.socket_group.empty() && !GroupExists(out.socket_group)) {
     return FieldError("listeners.unix_socket.group",
                       absl::StrCat("no such group ", Quote(out.socket_group)));
+  }
+
+  {
+    const auto& sb = ux.shared_buffers();
+    const std::string f = "listeners.unix_socket.shared_buffers";
+    std::string name = sb.socket_name();
+    const size_t slash = out.socket_path.rfind('/');
+    const std::string dir = out.socket_path.substr(0, slash + 1);
+    if (name.empty()) {
+      std::string base = out.socket_path.substr(slash + 1);
+      if (absl::EndsWith(base, ".sock")) {
+        base.resize(base.size() - 5);
+      }
+      name = base + "-shm.sock";
+    }
+    if (name == "none") {
+      out.shm_socket_path.clear();
+    } else if (name.find('/') != std::string::npos || name == "." ||
+               name == "..") {
+      return FieldError(f + ".socket_name",
+                        absl::StrCat(Quote(name), " is not a file name"));
+    } else {
+      out.shm_socket_path = dir + name;
+      if (out.shm_socket_path == out.socket_path) {
+        return FieldError(f + ".socket_name", "is the gRPC socket's name");
+      }
+      if (out.shm_socket_path.size() >= 108) {
+        return FieldError(f + ".socket_name",
+                          "longer than a unix socket address allows (107 "
+                          "bytes)");
+      }
+    }
+    if (sb.max_buffers_per_principal() > 4096) {
+      return FieldError(f + ".max_buffers_per_principal", "at most 4096");
+    }
+    if (sb.max_buffers_per_principal() != 0) {
+      out.shm_max_buffers_per_principal = sb.max_buffers_per_principal();
+    }
+    absl::StatusOr<uint64_t> per = ResolveSize(
+        f + ".max_bytes_per_principal", "max_bytes_per_principal_bytes",
+        sb.max_bytes_per_principal_bytes(), "max_bytes_per_principal",
+        sb.max_bytes_per_principal(), out.shm_max_bytes_per_principal);
+    if (!per.ok()) return per.status();
+    out.shm_max_bytes_per_principal = *per;
+    absl::StatusOr<uint64_t> total = ResolveSize(
+        f + ".max_total_bytes", "max_total_bytes_bytes",
+        sb.max_total_bytes_bytes(), "max_total_bytes", sb.max_total_bytes(),
+        out.shm_max_total_bytes);
+    if (!total.ok()) return total.status();
+    out.shm_max_total_bytes = *total;
   }
 
   if (in.metrics_address() == "none") {

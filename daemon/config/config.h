@@ -48,6 +48,13 @@ struct Config {
   mode_t socket_mode = 0660;
   std::string socket_group;  // "" = leave as created
 
+  // The shared-buffer registration socket (listeners.unix_socket.
+  // shared_buffers): "" = off; else a path in socket_path's directory.
+  std::string shm_socket_path;
+  uint64_t shm_max_buffers_per_principal = 64;
+  uint64_t shm_max_bytes_per_principal = uint64_t{4} << 30;
+  uint64_t shm_max_total_bytes = uint64_t{16} << 30;
+
   std::string tcp_address;  // "" = no TCP listener
   std::string tls_cert, tls_key, tls_client_ca;
   std::vector<std::string> admin_subjects;

@@ -48,6 +48,7 @@ grpc::Status DaemonService::GetInfo(grpc::ServerContext* ctx,
             out->set_pci_device_id(d.device_id);
           }
         }
+        resp->set_shared_buffer_socket(env_->shared_buffer_socket());
         resp->set_start_unix_nanos(UnixNanos(env_->start_time()));
         resp->set_uptime_nanos(
             absl::ToInt64Nanoseconds(absl::Now() - env_->start_time()));
@@ -85,6 +86,22 @@ grpc::Status DaemonService::GetStats(grpc::ServerContext* ctx,
     resp->set_engine_wedged(s.engine_wedged);
     for (const RegionInfo& r : env_->manager().ListRegions()) {
       RegionToProto(r, resp->add_regions());
+    }
+    if (const shm::SharedBufferRegistry* reg = env_->shared_buffers()) {
+      const shm::ShmStats st = reg->stats();
+      v1::SharedBufferStats* sb = resp->mutable_shared_buffers();
+      sb->set_enabled(true);
+      sb->set_buffers(st.buffers);
+      sb->set_bytes(st.bytes);
+      sb->set_connections(st.connections);
+      sb->set_registrations(st.registrations);
+      sb->set_rejections(st.rejections);
+      sb->set_unregistrations(st.unregistrations);
+      sb->set_bytes_written(st.bytes_written);
+      sb->set_bytes_read(st.bytes_read);
+      sb->set_max_buffers_per_principal(reg->limits().max_buffers_per_principal);
+      sb->set_max_bytes_per_principal(reg->limits().max_bytes_per_principal);
+      sb->set_max_total_bytes(reg->limits().max_total_bytes);
     }
     return absl::OkStatus();
   });

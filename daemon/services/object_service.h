@@ -33,6 +33,13 @@ class ObjectService final : public v1::ObjectService::Service {
                      v1::WriteResponse* resp) override;
   grpc::Status Read(grpc::ServerContext* ctx, const v1::ReadRequest* req,
                     grpc::ServerWriter<v1::ReadResponse>* writer) override;
+  // object_service_shm.cc.
+  grpc::Status WriteFromBuffer(grpc::ServerContext* ctx,
+                               const v1::WriteFromBufferRequest* req,
+                               v1::WriteFromBufferResponse* resp) override;
+  grpc::Status ReadToBuffer(grpc::ServerContext* ctx,
+                            const v1::ReadToBufferRequest* req,
+                            v1::ReadToBufferResponse* resp) override;
   grpc::Status Migrate(grpc::ServerContext* ctx,
                        const v1::MigrateObjectRequest* req,
                        v1::MigrateObjectResponse* resp) override;

@@ -25,6 +25,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/manager/memory_manager.h"
+#include "core/shm/shared_buffer_registry.h"
 #include "daemon/auth/identity.h"
 #include "daemon/services/status_util.h"
 #include "grpcpp/server_context.h"
@@ -80,6 +81,17 @@ class RpcEnv {
     fence_wait_observer_ = std::move(observer);
   }
 
+  // The shared-buffer registry (nullptr: no registration socket). Set
+  // before serving.
+  void set_shared_buffers(shm::SharedBufferRegistry* r, std::string socket) {
+    shared_buffers_ = r;
+    shared_buffer_socket_ = std::move(socket);
+  }
+  shm::SharedBufferRegistry* shared_buffers() const { return shared_buffers_; }
+  const std::string& shared_buffer_socket() const {
+    return shared_buffer_socket_;
+  }
+
   // Watch stream slots. TryAddWatcher is false at max_watchers.
   bool TryAddWatcher();
   void RemoveWatcher();
@@ -113,6 +125,8 @@ class RpcEnv {
   std::atomic<bool> draining_{false};
   std::atomic<int> watchers_{0};
   std::function<void(absl::Duration)> fence_wait_observer_;  // Set once.
+  shm::SharedBufferRegistry* shared_buffers_ = nullptr;       // Set once.
+  std::string shared_buffer_socket_;                          // Set once.
 
   absl::Mutex hook_mu_;
   std::function<void()> faults_changed_ ABSL_GUARDED_BY(hook_mu_);
