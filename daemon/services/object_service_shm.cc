@@ -38,7 +38,9 @@ absl::StatusOr<Checked> Check(RpcEnv* env, grpc::ServerContext* ctx,
         "(listeners.unix_socket.shared_buffers.socket_name \"none\"); use "
         "Write/Read");
   }
-  if (!absl::StartsWith(ctx->peer(), "unix:")) {
+  // The unix listener hands gRPC accepted descriptors: their peer is
+  // "fd:<n>" (daemon/auth/identity.h); TCP peers are "ipv4:"/"ipv6:".
+  if (!absl::StartsWith(ctx->peer(), "fd:")) {
     return absl::FailedPreconditionError(
         "shared buffers are only for callers on the daemon's unix socket");
   }
