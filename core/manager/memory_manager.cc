@@ -467,7 +467,10 @@ absl::Status MemoryManager::DoIo(const BufferObjectRef& obj, uint64_t offset,
   if (absl::Status s = obj->CheckAccess(); !s.ok()) return s;
   if (length == 0) return absl::OkStatus();
   if (absl::Status s = LockForIo(obj, deadline); !s.ok()) return s;
-  absl::Cleanup unlock = [&obj] { UnlockMutex(obj->io_mu()); };
+  // Held since LockForIo succeeded (see its comment on the analysis).
+  absl::Cleanup unlock = [&obj]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    UnlockMutex(obj->io_mu());
+  };
   if (obj->destroyed()) return absl::NotFoundError("no such object");
   // Observed the move fence signalled (acquire): the unknown flag is final.
   if (absl::Status s = obj->CheckAccess(); !s.ok()) return s;

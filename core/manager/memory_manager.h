@@ -250,11 +250,16 @@ class MemoryManager {
   bool CpuPlacementFor(const BufferObject& obj, const Region* region) const;
   uint64_t QuotaFor(const Principal& who) const;
   // Waits for the object's move and exec fences, then locks io_mu() with the
-  // fences still signalled. Returns with io_mu() held on OK.
-  absl::Status LockForIo(const BufferObjectRef& obj, absl::Time deadline);
+  // fences still signalled. Returns with io_mu() held on OK (and not held
+  // otherwise). Clang's analysis cannot express "acquired iff the returned
+  // absl::Status is OK", so LockForIo and its one caller DoIo opt out of it;
+  // DoIo releases the lock with an absl::Cleanup right after LockForIo
+  // succeeds.
+  absl::Status LockForIo(const BufferObjectRef& obj,
+                         absl::Time deadline) ABSL_NO_THREAD_SAFETY_ANALYSIS;
   absl::Status DoIo(const BufferObjectRef& obj, uint64_t offset,
                     uint64_t length, const uint8_t* in, uint8_t* out,
-                    absl::Time deadline);
+                    absl::Time deadline) ABSL_NO_THREAD_SAFETY_ANALYSIS;
 
   // Constant after construction. Destruction order matters: objects and the
   // registry go before the queue, the queue before the device, the device
