@@ -25,7 +25,7 @@ void Count(FenceArray::Counters& c, ArrayMemberOutcome outcome) {
   }
 }
 
-ArrayMemberOutcome DefaultClassify(const Fence& f) {
+ArrayMemberOutcome DefaultClassify(size_t, const Fence& f) {
   return f.error().ok() ? ArrayMemberOutcome::kBlitOk
                         : ArrayMemberOutcome::kFailed;
 }
@@ -44,13 +44,14 @@ std::unique_ptr<FenceArray> FenceArray::Create(absl::string_view name,
   kept.reserve(members.size());
   absl::flat_hash_set<const Fence*> seen;
   seen.reserve(members.size());
-  for (FenceRef& m : members) {
+  for (size_t i = 0; i < members.size(); ++i) {
+    FenceRef& m = members[i];
     if (m == nullptr || !seen.insert(m.get()).second) continue;
     // The counting callback is added BEFORE the FenceWork's own callback on
     // the member (callbacks run in the order added), so the last member's
     // count is recorded before the array's fence signals.
-    auto count = [counters, shared_classify](const Fence& f) {
-      Count(*counters, (*shared_classify)(f));
+    auto count = [counters, shared_classify, i](const Fence& f) {
+      Count(*counters, (*shared_classify)(i, f));
     };
     if (!m->AddCallback(count).ok()) count(*m);  // already signalled
     // Cannot fail: not committed, not null, not a duplicate.

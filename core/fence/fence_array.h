@@ -46,9 +46,11 @@ struct FenceArrayCounts {
 
 class FenceArray {
  public:
-  // Called once per member, from the member's signalling thread (or from
-  // Create() for members already signalled). Must not block.
-  using Classifier = std::function<ArrayMemberOutcome(const Fence& member)>;
+  // Called once per member with its index in the `members` passed to
+  // Create(), from the member's signalling thread (or from Create() for
+  // members already signalled). Must not block.
+  using Classifier =
+      std::function<ArrayMemberOutcome(size_t index, const Fence& member)>;
 
   // Null members are skipped; a fence listed twice counts once.
   static std::unique_ptr<FenceArray> Create(absl::string_view name,

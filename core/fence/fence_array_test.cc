@@ -109,7 +109,7 @@ TEST(FenceArrayTest, NullAndDuplicateMembersCountOnce) {
 
 TEST(FenceArrayTest, ClassifierCountsOutcomes) {
   std::vector<FenceRef> m = Members(4);
-  auto array = FenceArray::Create("batch", m, [](const Fence& f) {
+  auto array = FenceArray::Create("batch", m, [](size_t, const Fence& f) {
     if (f.error().ok()) {
       return f.name() == "fb" ? ArrayMemberOutcome::kFallback
                               : ArrayMemberOutcome::kBlitOk;

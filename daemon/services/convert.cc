@@ -21,6 +21,8 @@ v1::FenceKind KindToProto(FenceKind kind) {
       return v1::FENCE_KIND_EVICT;
     case FenceKind::kExec:
       return v1::FENCE_KIND_EXEC;
+    case FenceKind::kArray:
+      return v1::FENCE_KIND_ARRAY;
   }
   return v1::FENCE_KIND_UNSPECIFIED;
 }
