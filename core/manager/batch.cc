@@ -119,7 +119,7 @@ absl::StatusOr<MemoryManager::BatchResult> MemoryManager::CreateBatch(
       e.status = c.status();
       continue;
     }
-    e.object_id = c->id;
+    e.object_id = c->object_id;
     e.fence_id = c->fence_id;
     absl::StatusOr<FenceRef> f = fences_.GetFence(c->fence_id);
     if (f.ok()) {
