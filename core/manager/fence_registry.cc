@@ -137,6 +137,14 @@ FenceInfo FenceRegistry::Snapshot(const Entry& e) {
   info.object_id = e.object_id;
   info.owner = e.owner;
   info.array = e.array;
+  if (e.array != nullptr && info.signaled) {
+    // The worst member outcome (a fallback reads as kFallbackCopy).
+    const FenceArrayCounts c = e.array->counts();
+    info.outcome = c.unknown_state > 0 ? MoveOutcome::kUnknownState
+                   : c.failed > 0      ? MoveOutcome::kFailed
+                   : c.fallback > 0    ? MoveOutcome::kFallbackCopy
+                                       : MoveOutcome::kBlitOk;
+  }
   info.created = e.fence->create_time();
   return info;
 }
