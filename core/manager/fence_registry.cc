@@ -16,6 +16,8 @@ absl::string_view FenceKindName(FenceKind kind) {
       return "evict";
     case FenceKind::kExec:
       return "exec";
+    case FenceKind::kArray:
+      return "array";
   }
   return "unknown";
 }
@@ -47,6 +49,26 @@ void FenceRegistry::Add(FenceRef fence, FenceKind kind, uint64_t object_id,
     }
   });
   if (!s.ok()) OnSignaled(id);  // Already signalled: run it ourselves.
+}
+
+void FenceRegistry::AddArray(std::shared_ptr<const FenceArray> array,
+                             std::string owner) {
+  const FenceRef fence = array->fence();
+  const uint64_t id = fence->id();
+  {
+    MutexLock lock(&mu_);
+    Entry e{fence, FenceKind::kArray, 0, std::move(owner), nullptr, ""};
+    e.array = std::move(array);
+    entries_[id] = std::move(e);
+    ++pending_;
+  }
+  std::weak_ptr<FenceRegistry*> weak = self_;
+  absl::Status s = fence->AddCallback([weak, id](const Fence&) {
+    if (std::shared_ptr<FenceRegistry*> self = weak.lock()) {
+      (*self)->OnSignaled(id);
+    }
+  });
+  if (!s.ok()) OnSignaled(id);
 }
 
 void FenceRegistry::OnSignaled(uint64_t id) {
@@ -114,6 +136,15 @@ FenceInfo FenceRegistry::Snapshot(const Entry& e) {
   }
   info.object_id = e.object_id;
   info.owner = e.owner;
+  info.array = e.array;
+  if (e.array != nullptr && info.signaled) {
+    // The worst member outcome (a fallback reads as kFallbackCopy).
+    const FenceArrayCounts c = e.array->counts();
+    info.outcome = c.unknown_state > 0 ? MoveOutcome::kUnknownState
+                   : c.failed > 0      ? MoveOutcome::kFailed
+                   : c.fallback > 0    ? MoveOutcome::kFallbackCopy
+                                       : MoveOutcome::kBlitOk;
+  }
   info.created = e.fence->create_time();
   return info;
 }

@@ -29,11 +29,13 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/fence/fence.h"
+#include "core/fence/fence_array.h"
 #include "core/migrate/migrator.h"
 
 namespace gpumig {
 
-enum class FenceKind { kClear, kMigrate, kEvict, kExec };
+// kArray: a batch's FenceArray over its entries' fences (FenceInfo::array).
+enum class FenceKind { kClear, kMigrate, kEvict, kExec, kArray };
 absl::string_view FenceKindName(FenceKind kind);
 
 // A snapshot of one registered fence.
@@ -52,6 +54,8 @@ struct FenceInfo {
   std::string dst_region;
   absl::Time created;
   absl::Time signaled_at = absl::InfinitePast();
+  // kArray only: the array (members and outcome counts).
+  std::shared_ptr<const FenceArray> array;
 };
 
 class FenceRegistry {
@@ -67,6 +71,10 @@ class FenceRegistry {
   void Add(FenceRef fence, FenceKind kind, uint64_t object_id,
            std::string owner, std::shared_ptr<MoveRecord> move,
            std::string dst_region = "") ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Registers a batch's fence array (kind kArray, object 0).
+  void AddArray(std::shared_ptr<const FenceArray> array, std::string owner)
+      ABSL_LOCKS_EXCLUDED(mu_);
 
   // Keeps `id` queryable until a matching Release() (counted). Unknown ids
   // are ignored.
@@ -96,6 +104,7 @@ class FenceRegistry {
     std::string owner;
     std::shared_ptr<MoveRecord> move;
     std::string dst_region;
+    std::shared_ptr<const FenceArray> array;
     int retained = 0;
     bool signaled = false;  // OnSignaled ran
   };

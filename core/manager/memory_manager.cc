@@ -538,15 +538,25 @@ absl::StatusOr<uint64_t> MemoryManager::Migrate(const Principal& who,
         absl::StrCat("region: unknown region \"", region, "\""));
   }
   MutexLock lock(&mu_);
+  return MigrateLocked(who, id, *target, nullptr, nullptr);
+}
+
+absl::StatusOr<uint64_t> MemoryManager::MigrateLocked(
+    const Principal& who, uint64_t id, Region* target, FenceRef* fence,
+    std::shared_ptr<MoveRecord>* record) {
+  absl::string_view region = target->name();
   absl::StatusOr<BufferObjectRef> found = LookupLocked(who, id, true);
   if (!found.ok()) return found.status();
   const BufferObjectRef& obj = *found;
   if (absl::Status s = obj->CheckAccess(); !s.ok()) return s;
-  if (!obj->AllowedIn(*target)) {
+  if (!obj->AllowedIn(target)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "region \"", region, "\" is not in the object's placement list"));
   }
-  if (obj->region() == *target) return FenceId(obj->move_fence());
+  if (obj->region() == target) {
+    if (fence != nullptr) *fence = obj->move_fence();
+    return FenceId(obj->move_fence());
+  }
   if (obj->pin_count() > 0) {
     return absl::FailedPreconditionError(
         "object is pinned; unpin it before migrating");
@@ -555,7 +565,7 @@ absl::StatusOr<uint64_t> MemoryManager::Migrate(const Principal& who,
   if (obj->destroyed()) return absl::NotFoundError("no such object");
   Region* from = obj->region();
   absl::StatusOr<SgTableRef> sg = AllocateWithEviction(
-      *target, obj->size(), CpuPlacementFor(*obj, *target), obj.get());
+      target, obj->size(), CpuPlacementFor(*obj, target), obj.get());
   if (!sg.ok()) return sg.status();
   const FenceRef previous = obj->move_fence();
   absl::StatusOr<Migrator::Result> moved =
@@ -565,9 +575,11 @@ absl::StatusOr<uint64_t> MemoryManager::Migrate(const Principal& who,
     from->LruRemove(obj->id());
     --placed_[from];
   }
-  ++placed_[*target];
+  ++placed_[target];
   PlacedLocked(*obj);
   RegisterMove(*moved, FenceKind::kMigrate, *obj, previous);
+  if (fence != nullptr) *fence = moved->fence;
+  if (record != nullptr) *record = moved->record;
   return moved->fence->id();
 }
 

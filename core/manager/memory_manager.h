@@ -48,6 +48,7 @@
 #include "absl/types/span.h"
 #include "core/device/device.h"
 #include "core/fault/fault_injector.h"
+#include "core/fence/fence_array.h"
 #include "core/fence/work_queue.h"
 #include "core/manager/fence_registry.h"
 #include "core/migrate/migrator.h"
@@ -160,6 +161,40 @@ class MemoryManager {
   absl::StatusOr<uint64_t> Migrate(const Principal& who, uint64_t id,
                                    absl::string_view region);
 
+  // Batches (core/manager/batch.cc). 1 to kMaxBatchEntries entries; a
+  // malformed request (none, too many, an entry its single call would refuse
+  // with INVALID_ARGUMENT before looking anything up, a repeated id) is
+  // refused whole with INVALID_ARGUMENT "entries[i]...: ..." and nothing
+  // changes. Otherwise every entry runs, independently and in request order;
+  // `entries[i].status` is what the single call would have returned. The
+  // batch's FenceArray over every submitted entry's fence is registered
+  // (FenceKind::kArray) and its id returned. UNAVAILABLE when shutting down.
+  static constexpr size_t kMaxBatchEntries = 4096;
+  struct BatchEntry {
+    absl::Status status;
+    uint64_t object_id = 0;
+    uint64_t fence_id = 0;  // 0 if the entry failed, and for destroys
+  };
+  struct BatchResult {
+    std::vector<BatchEntry> entries;
+    uint64_t array_fence_id = 0;
+    std::shared_ptr<const FenceArray> array;
+  };
+  // Each entry as CreateObject.
+  absl::StatusOr<BatchResult> CreateBatch(
+      const Principal& who, const std::vector<CreateRequest>& requests);
+  struct MigrateEntry {
+    uint64_t id = 0;
+    std::string region;
+  };
+  // Each entry as Migrate; every placement decision is made under one hold
+  // of the manager lock. Regions are checked first (malformed: unknown).
+  absl::StatusOr<BatchResult> MigrateBatch(
+      const Principal& who, const std::vector<MigrateEntry>& entries);
+  // Each entry as DestroyObject (ids must differ).
+  absl::StatusOr<BatchResult> DestroyBatch(const Principal& who,
+                                           const std::vector<uint64_t>& ids);
+
   // Returns the new pin count. Pinned objects are never evicted or moved.
   absl::StatusOr<int> Pin(const Principal& who, uint64_t id);
   absl::StatusOr<int> Unpin(const Principal& who, uint64_t id);
@@ -227,6 +262,15 @@ class MemoryManager {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<BufferObjectRef> Lookup(const Principal& who, uint64_t id,
                                          bool content) ABSL_LOCKS_EXCLUDED(mu_);
+  // Migrate's body once the target is resolved; fills *fence on success.
+  absl::StatusOr<uint64_t> MigrateLocked(const Principal& who, uint64_t id,
+                                         Region* target, FenceRef* fence,
+                                         std::shared_ptr<MoveRecord>* record)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Registers a batch's array over `fences` (parallel to `records`).
+  void RegisterArray(const Principal& who, std::vector<FenceRef> fences,
+                     std::vector<std::shared_ptr<MoveRecord>> records,
+                     BatchResult* result);
   absl::StatusOr<std::vector<Region*>> ResolvePlacements(
       const std::vector<std::string>& names) const;
   // Allocates in `region`, evicting LRU objects if needed.

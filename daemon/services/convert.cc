@@ -21,6 +21,8 @@ v1::FenceKind KindToProto(FenceKind kind) {
       return v1::FENCE_KIND_EVICT;
     case FenceKind::kExec:
       return v1::FENCE_KIND_EXEC;
+    case FenceKind::kArray:
+      return v1::FENCE_KIND_ARRAY;
   }
   return v1::FENCE_KIND_UNSPECIFIED;
 }
@@ -122,6 +124,19 @@ void FenceToProto(const FenceInfo& info, v1::FenceStatus* out) {
   out->set_target_region(info.dst_region);
   out->set_created_unix_nanos(UnixNanos(info.created));
   if (info.signaled) out->set_signaled_unix_nanos(UnixNanos(info.signaled_at));
+  if (info.array != nullptr) {
+    v1::FenceArray* a = out->mutable_array();
+    for (const FenceRef& m : info.array->members()) {
+      a->add_member_fence_ids(m->id());
+    }
+    const FenceArrayCounts c = info.array->counts();
+    a->set_members(c.members);
+    a->set_blit_ok(c.blit_ok);
+    a->set_fallback(c.fallback);
+    a->set_unknown_state(c.unknown_state);
+    a->set_failed(c.failed);
+    a->set_pending(c.pending);
+  }
 }
 
 v1::EventKind EventKindOf(const FenceInfo& info) {

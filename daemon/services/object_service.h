@@ -50,6 +50,16 @@ class ObjectService final : public v1::ObjectService::Service {
                      v1::UnpinObjectResponse* resp) override;
   grpc::Status Exec(grpc::ServerContext* ctx, const v1::ExecRequest* req,
                     v1::ExecResponse* resp) override;
+  // Batches: object_batch.cc.
+  grpc::Status CreateBatch(grpc::ServerContext* ctx,
+                           const v1::CreateBatchRequest* req,
+                           v1::BatchResponse* resp) override;
+  grpc::Status MigrateBatch(grpc::ServerContext* ctx,
+                            const v1::MigrateBatchRequest* req,
+                            v1::BatchResponse* resp) override;
+  grpc::Status DestroyBatch(grpc::ServerContext* ctx,
+                            const v1::DestroyBatchRequest* req,
+                            v1::BatchResponse* resp) override;
 
  private:
   RpcEnv* const env_;
