@@ -188,6 +188,16 @@ absl::Status Daemon::Init() {
       metrics_->SetSnapshotSource([mm = manager_.get(), env = env_.get()] {
         Snapshot s = TakeSnapshot(*mm);
         s.watchers = env->watchers();  // Watch streams, not internal sinks.
+        if (const shm::SharedBufferRegistry* r = env->shared_buffers()) {
+          const shm::ShmStats b = r->stats();
+          s.shared_buffers = b.buffers;
+          s.shared_buffer_bytes = b.bytes;
+          s.shared_buffer_connections = b.connections;
+          s.shared_buffer_registrations = b.registrations;
+          s.shared_buffer_rejections = b.rejections;
+          s.shared_buffer_bytes_written = b.bytes_written;
+          s.shared_buffer_bytes_read = b.bytes_read;
+        }
         return s;
       });
       Metrics* m = metrics_.get();

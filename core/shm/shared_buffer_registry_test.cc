@@ -108,7 +108,7 @@ class RegistrationTest : public ::testing::Test {
 
 TEST_F(RegistrationTest, RegisterCopyUnregisterLeavesNoFdOrMapping) {
   int fds0 = CountOpenFds();
-  int maps0 = CountMaps();
+  int maps0 = CountMemfdMaps();
   int fd = MakeMemfd(4 * kPage, kGoodSeals);
   void* mine = mmap(nullptr, 4 * kPage, PROT_READ | PROT_WRITE, MAP_SHARED,
                     fd, 0);
@@ -139,7 +139,7 @@ TEST_F(RegistrationTest, RegisterCopyUnregisterLeavesNoFdOrMapping) {
   EXPECT_EQ(s.registrations, 2u);  // SetUp's round trip too
   EXPECT_EQ(s.unregistrations, 2u);
   EXPECT_EQ(CountOpenFds(), fds0);
-  EXPECT_EQ(CountMaps(), maps0);
+  EXPECT_EQ(CountMemfdMaps(), maps0);
   EXPECT_FALSE(reg_->Acquire(getuid(), rep.buffer_id).ok());
   // Ids are never reused.
   ShmReply again = Register({MakeMemfd(kPage, kGoodSeals)}, kPage);
@@ -380,7 +380,7 @@ TEST(SharedBufferRegistryTest, TotalCapRefuses) {
 }
 
 TEST(SharedBufferRegistryTest, PinFailureRefusesAndUnmaps) {
-  int maps0 = CountMaps();
+  int maps0 = CountMemfdMaps();
   std::atomic<int> unpins{0};
   ShmPinHooks hooks;
   hooks.pin = [](void*, size_t) { return absl::ResourceExhaustedError("no"); };
@@ -390,7 +390,7 @@ TEST(SharedBufferRegistryTest, PinFailureRefusesAndUnmaps) {
   EXPECT_EQ(reg.Register(1, reg.OpenConnection(), MakeMemfd(kPage, kGoodSeals),
                          kPage, &id),
             ShmError::kPinFailed);
-  EXPECT_EQ(CountMaps(), maps0);
+  EXPECT_EQ(CountMemfdMaps(), maps0);
   EXPECT_EQ(unpins.load(), 0);
 }
 
@@ -460,7 +460,7 @@ TEST(SharedBufferRegistryTest, ClientPunchingHolesDuringCopyReadsZeros) {
 }
 
 TEST_F(RegistrationTest, ConnectionCloseAndSigkillEndBuffers) {
-  int maps0 = CountMaps();
+  int maps0 = CountMemfdMaps();
   int fds0 = CountOpenFds();
   ASSERT_EQ(Register({MakeMemfd(kPage, kGoodSeals)}, kPage).error, 0u);
   close(sock_);
@@ -501,7 +501,7 @@ TEST_F(RegistrationTest, ConnectionCloseAndSigkillEndBuffers) {
   EXPECT_EQ(reg_->stats().bytes, 0u);
   for (int i = 0; i < 2000 && reg_->stats().connections != 0; ++i) usleep(1000);
   EXPECT_EQ(reg_->stats().connections, 0u);
-  EXPECT_EQ(CountMaps(), maps0);
+  EXPECT_EQ(CountMemfdMaps(), maps0);
   EXPECT_LE(CountOpenFds(), fds0);
   // The server keeps serving.
   sock_ = ConnectRegistration(path_);

@@ -89,5 +89,15 @@ int CountMaps() {
   return n;
 }
 
+int CountMemfdMaps() {
+  std::ifstream f("/proc/self/maps");
+  int n = 0;
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.find("memfd:gpumig-test") != std::string::npos) ++n;
+  }
+  return n;
+}
+
 }  // namespace shm
 }  // namespace gpumig

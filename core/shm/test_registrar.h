@@ -28,6 +28,9 @@ bool RecvReply(int sock, ShmReply* out);
 // Counts of /proc/self/fd entries and /proc/self/maps lines.
 int CountOpenFds();
 int CountMaps();
+// Mappings of memfds this library made ("memfd:gpumig-test"): unlike
+// CountMaps, not moved by a sanitizer's own allocator mappings.
+int CountMemfdMaps();
 
 }  // namespace shm
 }  // namespace gpumig

@@ -383,11 +383,42 @@ class Metrics::State : public prometheus::Collectable {
         {"gpumig_engine_wedged",
          "1 while a WEDGE_ENGINE fault is active (health NOT_SERVING).",
          snap.engine_wedged ? 1.0 : 0.0},
+        {"gpumig_shared_buffers",
+         "Shared buffers registered now, every principal.",
+         static_cast<double>(snap.shared_buffers)},
+        {"gpumig_shared_buffer_bytes",
+         "Bytes of registered shared buffers (mapped; cuda: page-locked).",
+         static_cast<double>(snap.shared_buffer_bytes)},
+        {"gpumig_shared_buffer_connections",
+         "Open shared-buffer registration connections.",
+         static_cast<double>(snap.shared_buffer_connections)},
     };
     for (const auto& g : gauges) {
       MetricFamily f = Family(g.name, g.help, MetricType::Gauge);
       AddValue(&f, {}, g.value);
       out.push_back(std::move(f));
+    }
+    {
+      MetricFamily f = Family("gpumig_shared_buffer_registrations_total",
+                              "Shared buffers registered since start.",
+                              MetricType::Counter);
+      AddValue(&f, {}, static_cast<double>(snap.shared_buffer_registrations));
+      out.push_back(std::move(f));
+      MetricFamily r = Family("gpumig_shared_buffer_rejections_total",
+                              "Shared-buffer registrations refused.",
+                              MetricType::Counter);
+      AddValue(&r, {}, static_cast<double>(snap.shared_buffer_rejections));
+      out.push_back(std::move(r));
+      MetricFamily c = Family(
+          "gpumig_shared_buffer_copied_bytes_total",
+          "Bytes copied by WriteFromBuffer (direction=write) and "
+          "ReadToBuffer (direction=read).",
+          MetricType::Counter);
+      AddValue(&c, {{"direction", "write"}},
+               static_cast<double>(snap.shared_buffer_bytes_written));
+      AddValue(&c, {{"direction", "read"}},
+               static_cast<double>(snap.shared_buffer_bytes_read));
+      out.push_back(std::move(c));
     }
     return out;
   }

@@ -45,6 +45,12 @@
 //   gpumig_fences_pending                      gauge      -
 //   gpumig_watchers                            gauge      -
 //   gpumig_engine_wedged                       gauge (0/1) -
+//   gpumig_shared_buffers                      gauge      -
+//   gpumig_shared_buffer_bytes                 gauge      -
+//   gpumig_shared_buffer_connections           gauge      -
+//   gpumig_shared_buffer_registrations_total   counter    -
+//   gpumig_shared_buffer_rejections_total      counter    -
+//   gpumig_shared_buffer_copied_bytes_total    counter    direction
 //
 // docs/operations.md says what an alert on each would mean.
 //
@@ -120,6 +126,14 @@ struct Snapshot {
   uint64_t fences_pending = 0;
   uint64_t watchers = 0;
   bool engine_wedged = false;
+  // Shared buffers (GetStats().shared_buffers; all 0 when off).
+  uint64_t shared_buffers = 0;
+  uint64_t shared_buffer_bytes = 0;
+  uint64_t shared_buffer_connections = 0;
+  uint64_t shared_buffer_registrations = 0;
+  uint64_t shared_buffer_rejections = 0;
+  uint64_t shared_buffer_bytes_written = 0;
+  uint64_t shared_buffer_bytes_read = 0;
 };
 
 struct MetricsOptions {

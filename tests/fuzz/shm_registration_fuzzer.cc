@@ -78,7 +78,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }();
   if (size < 2) return 0;
   const int fds0 = CountOpenFds();
-  const int maps0 = CountMaps();
+  const int maps0 = CountMemfdMaps();
   const uint8_t flags = data[0];
   const size_t nfds = data[1] % 4;
   size_t pos = 2;
@@ -114,9 +114,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   reg->CloseConnection(conn);
   if (reg->stats().buffers != 0 || CountOpenFds() != fds0 ||
-      CountMaps() != maps0) {
+      CountMemfdMaps() != maps0) {
     std::fprintf(stderr, "leak: fds %d -> %d, maps %d -> %d, buffers %llu\n",
-                 fds0, CountOpenFds(), maps0, CountMaps(),
+                 fds0, CountOpenFds(), maps0, CountMemfdMaps(),
                  static_cast<unsigned long long>(reg->stats().buffers));
     std::abort();
   }
