@@ -690,8 +690,8 @@ absl::StatusOr<uint64_t> Client::Impl::WriteFrom(
   if (!eof || *filled >= kSharedBufferThresholdBytes) {
     while (true) {
       uint64_t n = 0;
-      grpc::Status s = CopyShm(true, handle, offset + total, b->id(), 0,
-                               *filled, call, &n);
+      grpc::Status s =
+          CopyShm(true, handle, offset + total, b->id(), 0, *filled, call, &n);
       if (!s.ok()) {
         if (total == 0 && ShmUnusable(s)) {
           DisableShm();
@@ -884,22 +884,16 @@ absl::StatusOr<uint64_t> Client::ReadToBufferId(
   return n;
 }
 
-absl::StatusOr<uint64_t> Client::WriteFrom(absl::string_view handle,
-                                           uint64_t offset,
-                                           const SharedBuffer& buffer,
-                                           uint64_t buffer_offset,
-                                           uint64_t length,
-                                           const CallOptions& call) {
+absl::StatusOr<uint64_t> Client::WriteFrom(
+    absl::string_view handle, uint64_t offset, const SharedBuffer& buffer,
+    uint64_t buffer_offset, uint64_t length, const CallOptions& call) {
   return WriteFromBufferId(handle, offset, buffer.id(), buffer_offset, length,
                            call);
 }
 
-absl::StatusOr<uint64_t> Client::ReadInto(absl::string_view handle,
-                                          uint64_t offset,
-                                          const SharedBuffer& buffer,
-                                          uint64_t buffer_offset,
-                                          uint64_t length,
-                                          const CallOptions& call) {
+absl::StatusOr<uint64_t> Client::ReadInto(
+    absl::string_view handle, uint64_t offset, const SharedBuffer& buffer,
+    uint64_t buffer_offset, uint64_t length, const CallOptions& call) {
   return ReadToBufferId(handle, offset, buffer.id(), buffer_offset, length,
                         call);
 }

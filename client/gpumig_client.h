@@ -518,12 +518,9 @@ class Client {
                                     uint64_t buffer_offset, uint64_t length,
                                     const CallOptions& call = {});
   // The same by buffer id (a buffer registered by other means).
-  absl::StatusOr<uint64_t> WriteFromBufferId(absl::string_view handle,
-                                             uint64_t offset,
-                                             uint64_t buffer_id,
-                                             uint64_t buffer_offset,
-                                             uint64_t length,
-                                             const CallOptions& call = {});
+  absl::StatusOr<uint64_t> WriteFromBufferId(
+      absl::string_view handle, uint64_t offset, uint64_t buffer_id,
+      uint64_t buffer_offset, uint64_t length, const CallOptions& call = {});
   absl::StatusOr<uint64_t> ReadToBufferId(absl::string_view handle,
                                           uint64_t offset, uint64_t buffer_id,
                                           uint64_t buffer_offset,

@@ -102,9 +102,9 @@ std::array<uint8_t, kReplyBytes> EncodeReply(const Reply& reply) {
 
 absl::StatusOr<Reply> DecodeReply(absl::Span<const uint8_t> b) {
   if (b.size() != kReplyBytes) {
-    return absl::InternalError(
-        absl::StrCat("shared buffer socket: a reply of ", b.size(),
-                     " bytes, expected ", kReplyBytes));
+    return absl::InternalError(absl::StrCat("shared buffer socket: a reply of ",
+                                            b.size(), " bytes, expected ",
+                                            kReplyBytes));
   }
   if (Get32(&b[0]) != kMagic) {
     return absl::InternalError("shared buffer socket: bad reply magic");
@@ -154,9 +154,9 @@ absl::Status ReplyStatus(const Reply& reply) {
                               ? absl::StatusCode::kUnknown
                               : static_cast<absl::StatusCode>(reply.code);
   const char* op = reply.op == kOpUnregister ? "unregister" : "register";
-  return absl::Status(code, absl::StrCat("shared buffer ", op, " refused: ",
-                                         ErrorName(reply.error), ": ",
-                                         reply.message));
+  return absl::Status(code, absl::StrCat("shared buffer ", op,
+                                         " refused: ", ErrorName(reply.error),
+                                         ": ", reply.message));
 }
 
 }  // namespace shm_wire
@@ -196,8 +196,8 @@ absl::StatusOr<shm_wire::Reply> Exchange(int socket_fd,
     n = ::sendmsg(socket_fd, &msg, MSG_NOSIGNAL);
   } while (n < 0 && errno == EINTR);
   if (n < 0) {
-    return absl::UnavailableError(absl::StrCat(
-        "shared buffer socket: send: ", std::strerror(errno)));
+    return absl::UnavailableError(
+        absl::StrCat("shared buffer socket: send: ", std::strerror(errno)));
   }
   // One byte more than a reply, to see an oversized record.
   std::array<uint8_t, shm_wire::kReplyBytes + 1> reply{};
@@ -205,8 +205,8 @@ absl::StatusOr<shm_wire::Reply> Exchange(int socket_fd,
     n = ::recv(socket_fd, reply.data(), reply.size(), 0);
   } while (n < 0 && errno == EINTR);
   if (n < 0) {
-    return absl::UnavailableError(absl::StrCat(
-        "shared buffer socket: receive: ", std::strerror(errno)));
+    return absl::UnavailableError(
+        absl::StrCat("shared buffer socket: receive: ", std::strerror(errno)));
   }
   if (n == 0) {
     return absl::UnavailableError(
@@ -235,8 +235,8 @@ absl::StatusOr<int> CreateSealedMemfd(uint64_t size) {
     return absl::InvalidArgumentError(absl::StrCat(
         "shared buffer size ", size, ": not a non-zero multiple of 4096"));
   }
-  int fd = ::memfd_create("gpumig-shared-buffer",
-                          MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  int fd =
+      ::memfd_create("gpumig-shared-buffer", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (fd < 0) return Errno(errno, "memfd_create");
   int err;
   do {
@@ -261,8 +261,7 @@ absl::StatusOr<int> CreateSealedMemfd(uint64_t size) {
 absl::StatusOr<SharedBuffer> SharedBuffer::Create(
     const std::string& socket_path, uint64_t size) {
   if (socket_path.empty()) {
-    return absl::InvalidArgumentError(
-        "the daemon has no shared-buffer socket");
+    return absl::InvalidArgumentError("the daemon has no shared-buffer socket");
   }
   sockaddr_un addr{};
   if (socket_path.size() >= sizeof(addr.sun_path)) {
@@ -276,9 +275,9 @@ absl::StatusOr<SharedBuffer> SharedBuffer::Create(
   if (::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     int err = errno;
     ::close(s);
-    return absl::UnavailableError(absl::StrCat(
-        "cannot connect to the shared-buffer socket ", socket_path, ": ",
-        std::strerror(err)));
+    return absl::UnavailableError(
+        absl::StrCat("cannot connect to the shared-buffer socket ", socket_path,
+                     ": ", std::strerror(err)));
   }
   return CreateOnSocket(s, size);
 }
@@ -297,8 +296,8 @@ absl::StatusOr<SharedBuffer> SharedBuffer::CreateOnSocket(int socket_fd,
     ::close(socket_fd);
     return memfd.status();
   }
-  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, *memfd,
-                   0);
+  void* p =
+      ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, *memfd, 0);
   if (p == MAP_FAILED) {
     int err = errno;
     ::close(*memfd);
@@ -310,8 +309,8 @@ absl::StatusOr<SharedBuffer> SharedBuffer::CreateOnSocket(int socket_fd,
   request.tag = NextTag();
   request.size = size;
   absl::StatusOr<shm_wire::Reply> reply = Exchange(socket_fd, request, *memfd);
-  absl::Status status = reply.ok() ? shm_wire::ReplyStatus(*reply)
-                                   : reply.status();
+  absl::Status status =
+      reply.ok() ? shm_wire::ReplyStatus(*reply) : reply.status();
   if (status.ok() && (reply->buffer_id == 0 || reply->size != size)) {
     status = absl::InternalError(
         "shared buffer socket: the daemon answered no buffer id or another "

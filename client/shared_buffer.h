@@ -123,7 +123,10 @@ class SharedBuffer {
  private:
   SharedBuffer(int socket_fd, int memfd, uint8_t* data, uint64_t size,
                uint64_t id)
-      : socket_fd_(socket_fd), memfd_(memfd), data_(data), size_(size),
+      : socket_fd_(socket_fd),
+        memfd_(memfd),
+        data_(data),
+        size_(size),
         id_(id) {}
 
   int socket_fd_ = -1;

@@ -130,10 +130,9 @@ TEST(SharedBufferWireTest, ReplyRoundTripsAndBadRepliesAreInternal) {
   EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_NE(s.message().find("PRINCIPAL_BYTES_EXCEEDED"), std::string::npos)
       << s;
-  EXPECT_EQ(shm_wire::DecodeReply(absl::MakeConstSpan(b.data(), 127))
-                .status()
-                .code(),
-            absl::StatusCode::kInternal);
+  EXPECT_EQ(
+      shm_wire::DecodeReply(absl::MakeConstSpan(b.data(), 127)).status().code(),
+      absl::StatusCode::kInternal);
   b[0] ^= 1;
   EXPECT_EQ(shm_wire::DecodeReply(b).status().code(),
             absl::StatusCode::kInternal);
@@ -145,8 +144,7 @@ TEST(SharedBufferWireTest, ReplyRoundTripsAndBadRepliesAreInternal) {
 TEST(SharedBufferTest, MemfdIsSealedSizedAndReadWrite) {
   auto fd = CreateSealedMemfd(3 * 4096);
   ASSERT_TRUE(fd.ok()) << fd.status();
-  EXPECT_EQ(fcntl(*fd, F_GET_SEALS),
-            F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+  EXPECT_EQ(fcntl(*fd, F_GET_SEALS), F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
   EXPECT_EQ(fcntl(*fd, F_GETFL) & O_ACCMODE, O_RDWR);
   EXPECT_TRUE(fcntl(*fd, F_GETFD) & FD_CLOEXEC);
   struct stat st;
@@ -170,7 +168,7 @@ TEST(SharedBufferTest, RegistersOneSealedFdAndUnregistersOnDestruction) {
     auto buffer = SharedBuffer::CreateOnSocket(sv[0], 10000);
     ASSERT_TRUE(buffer.ok()) << buffer.status();
     EXPECT_EQ(buffer->id(), 7u);
-    EXPECT_EQ(buffer->size(), 12288u);  // rounded up to pages
+    EXPECT_EQ(buffer->size(), 12288u);   // rounded up to pages
     EXPECT_EQ(buffer->data()[0], 0xab);  // the daemon's write is visible
     SharedBuffer moved = std::move(*buffer);
     EXPECT_FALSE(buffer->valid());

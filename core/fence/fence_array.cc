@@ -36,9 +36,8 @@ std::unique_ptr<FenceArray> FenceArray::Create(absl::string_view name,
                                                std::vector<FenceRef> members,
                                                Classifier classify) {
   auto counters = std::make_shared<Counters>();
-  auto shared_classify =
-      std::make_shared<Classifier>(classify ? std::move(classify)
-                                            : Classifier(DefaultClassify));
+  auto shared_classify = std::make_shared<Classifier>(
+      classify ? std::move(classify) : Classifier(DefaultClassify));
   std::unique_ptr<FenceWork> work = FenceWork::CreateCoalescing(name);
   std::vector<FenceRef> kept;
   kept.reserve(members.size());

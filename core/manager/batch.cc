@@ -18,7 +18,8 @@ namespace {
 
 absl::Status CheckCount(size_t n) {
   if (n == 0) {
-    return absl::InvalidArgumentError("entries: a batch needs at least one entry");
+    return absl::InvalidArgumentError(
+        "entries: a batch needs at least one entry");
   }
   if (n > MemoryManager::kMaxBatchEntries) {
     return absl::InvalidArgumentError(
@@ -37,8 +38,7 @@ absl::Status CheckDistinct(const std::vector<uint64_t>& ids) {
     if (!inserted) {
       return absl::InvalidArgumentError(
           absl::StrCat("entries[", i, "]: object ", ids[i],
-                       " is already in the batch (entries[", it->second,
-                       "])"));
+                       " is already in the batch (entries[", it->second, "])"));
     }
   }
   return absl::OkStatus();
@@ -76,8 +76,7 @@ void MemoryManager::RegisterArray(
       std::make_shared<std::vector<std::shared_ptr<MoveRecord>>>(
           std::move(records));
   std::shared_ptr<const FenceArray> array = FenceArray::Create(
-      "batch", std::move(fences),
-      [shared_records](size_t i, const Fence& f) {
+      "batch", std::move(fences), [shared_records](size_t i, const Fence& f) {
         return Classify((*shared_records)[i].get(), f);
       });
   fences_created_.fetch_add(1, std::memory_order_relaxed);
@@ -140,9 +139,9 @@ absl::StatusOr<MemoryManager::BatchResult> MemoryManager::MigrateBatch(
   for (size_t i = 0; i < entries.size(); ++i) {
     absl::StatusOr<Region*> t = device_->FindRegion(entries[i].region);
     if (!t.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "entries[", i, "].region: unknown region \"", entries[i].region,
-          "\""));
+      return absl::InvalidArgumentError(
+          absl::StrCat("entries[", i, "].region: unknown region \"",
+                       entries[i].region, "\""));
     }
     targets[i] = *t;
     ids[i] = entries[i].id;

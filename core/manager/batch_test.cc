@@ -95,7 +95,8 @@ TEST_F(BatchTest, MalformedBatchesAreRefusedWholeNamingTheEntry) {
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(bad.status().message().find("entries[2].size_bytes"),
             std::string::npos);
-  EXPECT_EQ(mm_->ListObjects(User(1000), false).size(), 2u);  // the bad CreateBatch created nothing
+  EXPECT_EQ(mm_->ListObjects(User(1000), false).size(),
+            2u);  // the bad CreateBatch created nothing
   EXPECT_EQ(mm_->DestroyBatch(User(1000), {a, a}).status().code(),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(mm_->DestroyBatch(User(1000), {}).status().code(),

@@ -24,8 +24,7 @@ constexpr int kMaxFds = 8;
 
 }  // namespace
 
-RegistrationServer::RegistrationServer(SharedBufferRegistry* reg)
-    : reg_(reg) {}
+RegistrationServer::RegistrationServer(SharedBufferRegistry* reg) : reg_(reg) {}
 
 RegistrationServer::~RegistrationServer() { Stop(); }
 
@@ -39,9 +38,11 @@ absl::Status RegistrationServer::Start(const std::string& path, mode_t mode,
   }
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-  if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", strerror(errno)));
+  if (fd < 0)
+    return absl::InternalError(absl::StrCat("socket: ", strerror(errno)));
   struct stat st;
-  if (lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) unlink(path.c_str());
+  if (lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode))
+    unlink(path.c_str());
   if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     int e = errno;
     close(fd);

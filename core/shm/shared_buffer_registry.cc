@@ -142,8 +142,7 @@ BufferRef::~BufferRef() {
   if (reg_ != nullptr) reg_->Release(id_);
 }
 
-SharedBufferRegistry::SharedBufferRegistry(ShmLimits limits,
-                                           ShmPinHooks hooks)
+SharedBufferRegistry::SharedBufferRegistry(ShmLimits limits, ShmPinHooks hooks)
     : limits_(limits), hooks_(std::move(hooks)) {}
 
 SharedBufferRegistry::~SharedBufferRegistry() {

@@ -110,8 +110,8 @@ TEST_F(RegistrationTest, RegisterCopyUnregisterLeavesNoFdOrMapping) {
   int fds0 = CountOpenFds();
   int maps0 = CountMemfdMaps();
   int fd = MakeMemfd(4 * kPage, kGoodSeals);
-  void* mine = mmap(nullptr, 4 * kPage, PROT_READ | PROT_WRITE, MAP_SHARED,
-                    fd, 0);
+  void* mine =
+      mmap(nullptr, 4 * kPage, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   ASSERT_NE(mine, MAP_FAILED);
   std::memset(mine, 0xab, 4 * kPage);
   ShmReply rep = Register({fd}, 4 * kPage, 42);
@@ -237,10 +237,10 @@ TEST_F(RegistrationTest, RefusesBadSizes) {
 
 TEST_F(RegistrationTest, RefusesTwoFdsAndClosesBoth) {
   int fds0 = CountOpenFds();
-  ExpectRefused(Register({MakeMemfd(kPage, kGoodSeals),
-                          MakeMemfd(kPage, kGoodSeals)},
-                         kPage),
-                ShmError::kTooManyFds);
+  ExpectRefused(
+      Register({MakeMemfd(kPage, kGoodSeals), MakeMemfd(kPage, kGoodSeals)},
+               kPage),
+      ShmError::kTooManyFds);
   EXPECT_EQ(CountOpenFds(), fds0);
 }
 

@@ -11,8 +11,8 @@
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
-#include "absl/strings/match.h"
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -320,10 +320,10 @@ absl::StatusOr<Config> ValidateConfig(const DaemonConfig& in) {
         sb.max_bytes_per_principal(), out.shm_max_bytes_per_principal);
     if (!per.ok()) return per.status();
     out.shm_max_bytes_per_principal = *per;
-    absl::StatusOr<uint64_t> total = ResolveSize(
-        f + ".max_total_bytes", "max_total_bytes_bytes",
-        sb.max_total_bytes_bytes(), "max_total_bytes", sb.max_total_bytes(),
-        out.shm_max_total_bytes);
+    absl::StatusOr<uint64_t> total =
+        ResolveSize(f + ".max_total_bytes", "max_total_bytes_bytes",
+                    sb.max_total_bytes_bytes(), "max_total_bytes",
+                    sb.max_total_bytes(), out.shm_max_total_bytes);
     if (!total.ok()) return total.status();
     out.shm_max_total_bytes = *total;
   }

@@ -277,32 +277,44 @@ TEST(ConfigTest, SharedBuffersDefaultBesideTheSocketAndLimitsParse) {
   EXPECT_EQ(c->shm_max_total_bytes, uint64_t{16} << 30);
 
   c = ValidateConfig(*ParseConfigText(R"pb(
-    listeners {
-      unix_socket {
-        path: "/run/g/x"
-        shared_buffers {
-          max_buffers_per_principal: 3
-          max_bytes_per_principal: "1MiB"
-          max_total_bytes_bytes: 8192
-        }
-      }
-    })pb", "t"));
+                                        listeners {
+                                          unix_socket {
+                                            path: "/run/g/x"
+                                            shared_buffers {
+                                              max_buffers_per_principal: 3
+                                              max_bytes_per_principal: "1MiB"
+                                              max_total_bytes_bytes: 8192
+                                            }
+                                          }
+                                        })pb",
+                                      "t"));
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->shm_socket_path, "/run/g/x-shm.sock");
   EXPECT_EQ(c->shm_max_buffers_per_principal, 3u);
   EXPECT_EQ(c->shm_max_bytes_per_principal, uint64_t{1} << 20);
   EXPECT_EQ(c->shm_max_total_bytes, 8192u);
 
-  c = ValidateConfig(*ParseConfigText(
-      R"pb(listeners { unix_socket { shared_buffers { socket_name: "none" } } })pb",
-      "t"));
+  c =
+      ValidateConfig(*ParseConfigText(
+          R"pb(listeners {
+                 unix_socket { shared_buffers { socket_name: "none" } }
+               })pb",
+          "t"));
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->shm_socket_path, "");
 
   for (const char* bad : {
-           R"pb(listeners { unix_socket { shared_buffers { socket_name: "a/b" } } })pb",
-           R"pb(listeners { unix_socket { shared_buffers { max_buffers_per_principal: 5000 } } })pb",
-           R"pb(listeners { unix_socket { shared_buffers { max_total_bytes: "1MB" } } })pb",
+           R"pb(listeners {
+                  unix_socket { shared_buffers { socket_name: "a/b" } }
+                })pb",
+           R"pb(listeners {
+                  unix_socket {
+                    shared_buffers { max_buffers_per_principal: 5000 }
+                  }
+                })pb",
+           R"pb(listeners {
+                  unix_socket { shared_buffers { max_total_bytes: "1MB" } }
+                })pb",
        }) {
     absl::StatusOr<Config> b = ValidateConfig(*ParseConfigText(bad, "t"));
     EXPECT_EQ(b.status().code(), absl::StatusCode::kInvalidArgument) << bad;

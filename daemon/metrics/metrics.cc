@@ -399,21 +399,21 @@ class Metrics::State : public prometheus::Collectable {
       out.push_back(std::move(f));
     }
     {
-      MetricFamily f = Family("gpumig_shared_buffer_registrations_total",
-                              "Shared buffers registered since start.",
-                              MetricType::Counter);
+      MetricFamily f =
+          Family("gpumig_shared_buffer_registrations_total",
+                 "Shared buffers registered since start.", MetricType::Counter);
       AddValue(&f, {}, static_cast<double>(snap.shared_buffer_registrations));
       out.push_back(std::move(f));
-      MetricFamily r = Family("gpumig_shared_buffer_rejections_total",
-                              "Shared-buffer registrations refused.",
-                              MetricType::Counter);
+      MetricFamily r =
+          Family("gpumig_shared_buffer_rejections_total",
+                 "Shared-buffer registrations refused.", MetricType::Counter);
       AddValue(&r, {}, static_cast<double>(snap.shared_buffer_rejections));
       out.push_back(std::move(r));
-      MetricFamily c = Family(
-          "gpumig_shared_buffer_copied_bytes_total",
-          "Bytes copied by WriteFromBuffer (direction=write) and "
-          "ReadToBuffer (direction=read).",
-          MetricType::Counter);
+      MetricFamily c =
+          Family("gpumig_shared_buffer_copied_bytes_total",
+                 "Bytes copied by WriteFromBuffer (direction=write) and "
+                 "ReadToBuffer (direction=read).",
+                 MetricType::Counter);
       AddValue(&c, {{"direction", "write"}},
                static_cast<double>(snap.shared_buffer_bytes_written));
       AddValue(&c, {{"direction", "read"}},

@@ -99,7 +99,8 @@ grpc::Status DaemonService::GetStats(grpc::ServerContext* ctx,
       sb->set_unregistrations(st.unregistrations);
       sb->set_bytes_written(st.bytes_written);
       sb->set_bytes_read(st.bytes_read);
-      sb->set_max_buffers_per_principal(reg->limits().max_buffers_per_principal);
+      sb->set_max_buffers_per_principal(
+          reg->limits().max_buffers_per_principal);
       sb->set_max_bytes_per_principal(reg->limits().max_bytes_per_principal);
       sb->set_max_total_bytes(reg->limits().max_total_bytes);
     }

@@ -55,15 +55,16 @@ absl::Status Finish(RpcEnv* env, grpc::ServerContext* ctx, const Principal& who,
     out->set_handle(FormatHandle(e.object_id));
     out->set_fence_id(e.fence_id);
     if (with_object) {
-      absl::StatusOr<ObjectInfo> info = env->manager().GetObject(who, e.object_id);
+      absl::StatusOr<ObjectInfo> info =
+          env->manager().GetObject(who, e.object_id);
       if (info.ok()) ObjectToProto(*info, out->mutable_object());
     }
   }
   resp->set_succeeded(ok);
   resp->set_failed(static_cast<uint32_t>(r.entries.size()) - ok);
   if (wait) {
-    absl::StatusOr<FenceInfo> done = env->WaitForFence(
-        who, r.array_fence_id, RpcEnv::Deadline(*ctx), ctx);
+    absl::StatusOr<FenceInfo> done =
+        env->WaitForFence(who, r.array_fence_id, RpcEnv::Deadline(*ctx), ctx);
     if (!done.ok()) return done.status();
     FenceToProto(*done, resp->mutable_fence());
   }
@@ -82,12 +83,11 @@ grpc::Status ObjectService::CreateBatch(grpc::ServerContext* ctx,
         for (int i = 0; i < req->entries_size(); ++i) {
           const v1::CreateObjectRequest& e = req->entries(i);
           if (e.size_bytes() == 0 || e.size_bytes() % kPageBytes != 0) {
-            return FieldError(
-                Entry(i, "size_bytes"),
-                e.size_bytes() == 0
-                    ? std::string("must be greater than 0")
-                    : absl::StrCat(e.size_bytes(),
-                                   " is not a multiple of 4096"));
+            return FieldError(Entry(i, "size_bytes"),
+                              e.size_bytes() == 0
+                                  ? std::string("must be greater than 0")
+                                  : absl::StrCat(e.size_bytes(),
+                                                 " is not a multiple of 4096"));
           }
           if (e.placements().empty()) {
             return FieldError(Entry(i, "placements"),
@@ -143,8 +143,8 @@ grpc::Status ObjectService::DestroyBatch(grpc::ServerContext* ctx,
         if (absl::Status s = CheckCount(req->handles_size()); !s.ok()) return s;
         std::vector<uint64_t> ids(req->handles_size());
         for (int i = 0; i < req->handles_size(); ++i) {
-          absl::StatusOr<uint64_t> id = ParseHandle(
-              absl::StrCat("handles[", i, "]"), req->handles(i));
+          absl::StatusOr<uint64_t> id =
+              ParseHandle(absl::StrCat("handles[", i, "]"), req->handles(i));
           if (!id.ok()) return id.status();
           ids[i] = *id;
         }

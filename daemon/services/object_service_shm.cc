@@ -63,16 +63,15 @@ absl::StatusOr<Checked> Check(RpcEnv* env, grpc::ServerContext* ctx,
     return buf.status();
   }
   if (offset > info->size || length > info->size - offset) {
-    return RangeError("offset",
-                      absl::StrCat("[", offset, ", +", length,
-                                   ") is beyond the object's ", info->size,
-                                   " bytes"));
+    return RangeError("offset", absl::StrCat("[", offset, ", +", length,
+                                             ") is beyond the object's ",
+                                             info->size, " bytes"));
   }
   if (buffer_offset > buf->size() || length > buf->size() - buffer_offset) {
-    return RangeError("buffer_offset",
-                      absl::StrCat("[", buffer_offset, ", +", length,
-                                   ") is beyond the buffer's ", buf->size(),
-                                   " bytes"));
+    return RangeError(
+        "buffer_offset",
+        absl::StrCat("[", buffer_offset, ", +", length,
+                     ") is beyond the buffer's ", buf->size(), " bytes"));
   }
   Checked c;
   c.object = *id;
@@ -85,47 +84,49 @@ absl::StatusOr<Checked> Check(RpcEnv* env, grpc::ServerContext* ctx,
 grpc::Status ObjectService::WriteFromBuffer(
     grpc::ServerContext* ctx, const v1::WriteFromBufferRequest* req,
     v1::WriteFromBufferResponse* resp) {
-  return env_->Run(absl::StrCat(kService, "WriteFromBuffer"), ctx,
-                   [&](const Principal& who) -> absl::Status {
-    absl::StatusOr<Checked> c =
-        Check(env_, ctx, who, req->handle(), req->offset(), req->buffer_id(),
-              req->buffer_offset(), req->length());
-    if (!c.ok()) return c.status();
-    if (req->length() > 0) {
-      absl::Status s = env_->manager().Write(
-          who, c->object, req->offset(),
-          absl::MakeConstSpan(c->buffer.data() + req->buffer_offset(),
-                              req->length()),
-          RpcEnv::Deadline(*ctx));
-      if (!s.ok()) return s;
-      env_->shared_buffers()->CountCopy(/*write=*/true, req->length());
-    }
-    resp->set_bytes_written(req->length());
-    return absl::OkStatus();
-  });
+  return env_->Run(
+      absl::StrCat(kService, "WriteFromBuffer"), ctx,
+      [&](const Principal& who) -> absl::Status {
+        absl::StatusOr<Checked> c =
+            Check(env_, ctx, who, req->handle(), req->offset(),
+                  req->buffer_id(), req->buffer_offset(), req->length());
+        if (!c.ok()) return c.status();
+        if (req->length() > 0) {
+          absl::Status s = env_->manager().Write(
+              who, c->object, req->offset(),
+              absl::MakeConstSpan(c->buffer.data() + req->buffer_offset(),
+                                  req->length()),
+              RpcEnv::Deadline(*ctx));
+          if (!s.ok()) return s;
+          env_->shared_buffers()->CountCopy(/*write=*/true, req->length());
+        }
+        resp->set_bytes_written(req->length());
+        return absl::OkStatus();
+      });
 }
 
 grpc::Status ObjectService::ReadToBuffer(grpc::ServerContext* ctx,
                                          const v1::ReadToBufferRequest* req,
                                          v1::ReadToBufferResponse* resp) {
-  return env_->Run(absl::StrCat(kService, "ReadToBuffer"), ctx,
-                   [&](const Principal& who) -> absl::Status {
-    absl::StatusOr<Checked> c =
-        Check(env_, ctx, who, req->handle(), req->offset(), req->buffer_id(),
-              req->buffer_offset(), req->length());
-    if (!c.ok()) return c.status();
-    if (req->length() > 0) {
-      absl::Status s = env_->manager().Read(
-          who, c->object, req->offset(),
-          absl::MakeSpan(c->buffer.data() + req->buffer_offset(),
-                         req->length()),
-          RpcEnv::Deadline(*ctx));
-      if (!s.ok()) return s;
-      env_->shared_buffers()->CountCopy(/*write=*/false, req->length());
-    }
-    resp->set_bytes_read(req->length());
-    return absl::OkStatus();
-  });
+  return env_->Run(
+      absl::StrCat(kService, "ReadToBuffer"), ctx,
+      [&](const Principal& who) -> absl::Status {
+        absl::StatusOr<Checked> c =
+            Check(env_, ctx, who, req->handle(), req->offset(),
+                  req->buffer_id(), req->buffer_offset(), req->length());
+        if (!c.ok()) return c.status();
+        if (req->length() > 0) {
+          absl::Status s = env_->manager().Read(
+              who, c->object, req->offset(),
+              absl::MakeSpan(c->buffer.data() + req->buffer_offset(),
+                             req->length()),
+              RpcEnv::Deadline(*ctx));
+          if (!s.ok()) return s;
+          env_->shared_buffers()->CountCopy(/*write=*/false, req->length());
+        }
+        resp->set_bytes_read(req->length());
+        return absl::OkStatus();
+      });
 }
 
 }  // namespace daemon

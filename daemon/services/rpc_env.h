@@ -125,8 +125,8 @@ class RpcEnv {
   std::atomic<bool> draining_{false};
   std::atomic<int> watchers_{0};
   std::function<void(absl::Duration)> fence_wait_observer_;  // Set once.
-  shm::SharedBufferRegistry* shared_buffers_ = nullptr;       // Set once.
-  std::string shared_buffer_socket_;                          // Set once.
+  shm::SharedBufferRegistry* shared_buffers_ = nullptr;      // Set once.
+  std::string shared_buffer_socket_;                         // Set once.
 
   absl::Mutex hook_mu_;
   std::function<void()> faults_changed_ ABSL_GUARDED_BY(hook_mu_);

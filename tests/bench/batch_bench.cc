@@ -77,10 +77,9 @@ double Measure(int per_call, Op op) {
 std::unique_ptr<MemoryManager> MakeManager() {
   auto faults = std::make_unique<FaultInjector>();
   SimDeviceConfig config;
-  config.regions.push_back({"lmem", RegionKind::kLmem, 256ull << 20,
-                            64ull << 20});
-  config.regions.push_back({"smem", RegionKind::kSmem, 1ull << 30,
-                            1ull << 30});
+  config.regions.push_back(
+      {"lmem", RegionKind::kLmem, 256ull << 20, 64ull << 20});
+  config.regions.push_back({"smem", RegionKind::kSmem, 1ull << 30, 1ull << 30});
   auto device = SimDevice::Create(std::move(config), faults.get());
   if (!device.ok()) Die(device.status().ToString());
   ManagerOptions options;
@@ -106,7 +105,8 @@ void InProcess(std::vector<Row>* rows) {
   }
   bool in_lmem = false;
   rows->push_back({"inproc_migrate", 1, Measure(1, [&] {
-                     auto f = mm->Migrate(me, ids[0], in_lmem ? "smem" : "lmem");
+                     auto f =
+                         mm->Migrate(me, ids[0], in_lmem ? "smem" : "lmem");
                      if (!f.ok()) Die(f.status().ToString());
                      (void)mm->WaitFence(me, *f, absl::InfiniteFuture());
                      in_lmem = !in_lmem;
@@ -176,8 +176,8 @@ void ThroughDaemon(const std::string& binary, std::vector<Row>* rows) {
           ("--socket=" + socket).c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
-  auto channel = grpc::CreateChannel("unix:" + socket,
-                                     grpc::InsecureChannelCredentials());
+  auto channel =
+      grpc::CreateChannel("unix:" + socket, grpc::InsecureChannelCredentials());
   auto daemon = v1::DaemonService::NewStub(channel);
   auto objects = v1::ObjectService::NewStub(channel);
   const absl::Time deadline = absl::Now() + absl::Seconds(30);
@@ -218,7 +218,8 @@ void ThroughDaemon(const std::string& binary, std::vector<Row>* rows) {
                      req.set_region(in_lmem ? "smem" : "lmem");
                      req.set_wait(true);
                      v1::MigrateObjectResponse resp;
-                     grpc::Status st = objects->Migrate(Ctx().get(), req, &resp);
+                     grpc::Status st =
+                         objects->Migrate(Ctx().get(), req, &resp);
                      if (!st.ok()) Die(st.error_message());
                      in_lmem = !in_lmem;
                    })});
@@ -323,9 +324,10 @@ int main(int argc, char** argv) {
   const std::vector<double> lat = gpumig::ArrayLatency();
   std::printf("{\n  \"rows\": [\n");
   for (size_t i = 0; i < rows.size(); ++i) {
-    std::printf("    {\"case\": \"%s\", \"batch\": %d, \"ops_per_s\": %.0f}%s\n",
-                rows[i].name.c_str(), rows[i].batch, rows[i].ops_per_s,
-                i + 1 < rows.size() ? "," : "");
+    std::printf(
+        "    {\"case\": \"%s\", \"batch\": %d, \"ops_per_s\": %.0f}%s\n",
+        rows[i].name.c_str(), rows[i].batch, rows[i].ops_per_s,
+        i + 1 < rows.size() ? "," : "");
   }
   const double inproc = Find(rows, "inproc_migrate", 1);
   const double cd1 = Find(rows, "rpc_create_destroy", 1);
@@ -347,6 +349,7 @@ int main(int argc, char** argv) {
   std::printf(
       "  \"array_signal_latency_ns\": {\"p50\": %.0f, \"p90\": %.0f, "
       "\"p99\": %.0f, \"members\": 8}\n}\n",
-      lat[lat.size() / 2], lat[lat.size() * 9 / 10], lat[lat.size() * 99 / 100]);
+      lat[lat.size() / 2], lat[lat.size() * 9 / 10],
+      lat[lat.size() * 99 / 100]);
   return 0;
 }

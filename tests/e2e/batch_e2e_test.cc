@@ -257,7 +257,6 @@ std::unique_ptr<grpc::ClientContext> Ctx(
   return ctx;
 }
 
-
 class BatchE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -2,10 +2,11 @@
 // socket (raw protocol, //core/shm:test_registrar) and
 // ObjectService.WriteFromBuffer / ReadToBuffer through the gRPC stubs.
 #include <fcntl.h>
-#include <linux/falloc.h>
 #include <grp.h>
+#include <linux/falloc.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -14,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -22,7 +24,6 @@
 #include <optional>
 #include <sstream>
 #include <string>
-#include <atomic>
 #include <thread>
 #include <vector>
 
@@ -32,6 +33,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "core/shm/test_registrar.h"
 #include "gmock/gmock.h"
 #include "gpumig/v1/daemon.grpc.pb.h"
 #include "gpumig/v1/faults.grpc.pb.h"
@@ -43,8 +45,6 @@
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/byte_buffer.h"
 #include "gtest/gtest.h"
-#include "core/shm/test_registrar.h"
-#include <sys/mman.h>
 
 namespace gpumig {
 namespace {
@@ -285,7 +285,6 @@ grpc::Status CreateObject(Stubs& s, uint64_t size,
   return s.objects->Create(Ctx().get(), req, out);
 }
 
-
 grpc::Status ReadObject(Stubs& s, const std::string& handle, uint64_t offset,
                         uint64_t length, std::string* out,
                         uint32_t max_chunk = 0) {
@@ -391,7 +390,8 @@ class ShmE2eTest : public ::testing::Test {
   int sock_ = -1;
 };
 
-TEST_F(ShmE2eTest, WriteFromBufferAndReadToBufferRoundTripInsideAndOutsideAperture) {
+TEST_F(ShmE2eTest,
+       WriteFromBufferAndReadToBufferRoundTripInsideAndOutsideAperture) {
   Buf b = Register(8 * kMiB);
   const std::string data = Pattern(3 * kMiB, 9);
   std::memcpy(b.p, data.data(), data.size());

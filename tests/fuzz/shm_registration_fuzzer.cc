@@ -103,9 +103,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ShmReply rep = HandleRegistrationMessage(reg, 0, conn, std::move(msg));
   if (rep.error == 0 && rep.buffer_id != 0) {
     // Only a well-sealed read-write memfd of the declared size may pass.
-    if (kinds.size() != 1 || !(kinds[0] % 8 == 0 ||
-                               (kinds[0] % 8 == 1 &&
-                                ((kinds[0] >> 3) & 0x1f) == kGoodSeals))) {
+    if (kinds.size() != 1 ||
+        !(kinds[0] % 8 == 0 ||
+          (kinds[0] % 8 == 1 && ((kinds[0] >> 3) & 0x1f) == kGoodSeals))) {
       std::fprintf(stderr, "accepted fd kind %u\n",
                    kinds.empty() ? 0 : kinds[0]);
       std::abort();

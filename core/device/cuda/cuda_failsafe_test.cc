@@ -476,7 +476,7 @@ TEST(CudaFailsafeScenarioTest, NewOwnerNeverReadsStaleDataUnderAnyFault) {
           ASSERT_FALSE(Contains(out, kMarker))
               << "B read A's bytes in " << region;
         } else {
-          EXPECT_TRUE(absl::IsDataLoss(s) || absl::IsInternal(s)) << s;
+          EXPECT_TRUE(absl::IsDataLoss(s) || absl::IsAborted(s)) << s;
         }
       }
     }
