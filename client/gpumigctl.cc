@@ -623,6 +623,22 @@ int RunStats(Ctx& ctx) {
     w.BeginArray();
     for (const gc::RegionInfo& r : stats->regions) JsonRegion(w, r);
     w.EndArray();
+    const gc::SharedBufferStats& sb = stats->shared_buffers;
+    w.Key("shared_buffers");
+    w.BeginObject();
+    w.FieldBool("enabled", sb.enabled);
+    w.FieldUint("buffers", sb.buffers);
+    w.FieldUint("bytes", sb.bytes);
+    w.FieldUint("connections", sb.connections);
+    w.FieldUint("registrations", sb.registrations);
+    w.FieldUint("rejections", sb.rejections);
+    w.FieldUint("unregistrations", sb.unregistrations);
+    w.FieldUint("bytes_written", sb.bytes_written);
+    w.FieldUint("bytes_read", sb.bytes_read);
+    w.FieldUint("max_buffers_per_principal", sb.max_buffers_per_principal);
+    w.FieldUint("max_bytes_per_principal", sb.max_bytes_per_principal);
+    w.FieldUint("max_total_bytes", sb.max_total_bytes);
+    w.EndObject();
     w.EndObject();
     PrintJson(w);
     return kExitOk;
@@ -635,6 +651,22 @@ int RunStats(Ctx& ctx) {
   kv.Add("fence history", absl::StrCat(stats->fence_history_size));
   kv.Add("watchers", absl::StrCat(stats->watchers));
   kv.Add("engine wedged", stats->engine_wedged ? "yes" : "no");
+  const gc::SharedBufferStats& sb = stats->shared_buffers;
+  if (!sb.enabled) {
+    kv.Add("shared buffers", "off");
+  } else {
+    kv.Add("shared buffers",
+           absl::StrCat(
+               sb.buffers, " (", FormatSize(sb.bytes), ") on ", sb.connections,
+               " connection(s); limits ", sb.max_buffers_per_principal, " and ",
+               FormatSize(sb.max_bytes_per_principal), " per principal, ",
+               FormatSize(sb.max_total_bytes), " in all"));
+    kv.Add("shared-buffer copies",
+           absl::StrCat(FormatSize(sb.bytes_written), " written, ",
+                        FormatSize(sb.bytes_read), " read; ", sb.registrations,
+                        " registered, ", sb.rejections, " refused, ",
+                        sb.unregistrations, " unregistered"));
+  }
   std::string out = kv.Render();
   Table rpcs({"METHOD", "CALLS", "ERRORS"}, {false, true, true});
   for (const gc::RpcMethodStats& m : stats->rpcs) {

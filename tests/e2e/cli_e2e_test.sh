@@ -262,6 +262,12 @@ cmp -s "$TMP/data.bin" "$TMP/back.bin" || fail "read back differs (file)"
 "$GPUMIGCTL" --socket "$SOCK" read "$H" >"$TMP/back2.bin" 2>"$TMP/err" ||
   fail "read to stdout failed"
 cmp -s "$TMP/data.bin" "$TMP/back2.bin" || fail "read back differs (stdout)"
+# 1 MiB is over the shared-buffer threshold: the bytes went through a
+# shared buffer on this unix socket, and stats say so.
+ctl --json stats >"$TMP/out" 2>"$TMP/err" || fail "stats failed"
+json_check 'd["shared_buffers"]["enabled"] and d["shared_buffers"]["bytes_written"] >= 1048576 and d["shared_buffers"]["bytes_read"] >= 2 * 1048576'
+ok ctl stats
+out_has "^shared-buffer copies +"
 head -c 10000 /dev/urandom >"$TMP/small.bin"
 ctl write "$H" - --offset 8K <"$TMP/small.bin" >"$TMP/out" 2>"$TMP/err" ||
   fail "write from stdin failed"
