@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/base/mutex.h"
 #include "core/shm/registration_protocol.h"
 
 namespace gpumig {
@@ -86,7 +87,7 @@ void RegistrationServer::AcceptLoop() {
       close(c);
       continue;
     }
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     // Reap connections that ended.
     for (auto it = conns_.begin(); it != conns_.end();) {
       if (it->second->done) {
@@ -161,7 +162,7 @@ void RegistrationServer::Serve(uint64_t conn, int fd, uint32_t uid) {
   }
   reg_->CloseConnection(conn);
   {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     auto it = conns_.find(conn);
     if (it != conns_.end()) {
       it->second->fd = -1;
@@ -174,7 +175,7 @@ void RegistrationServer::Serve(uint64_t conn, int fd, uint32_t uid) {
 void RegistrationServer::Stop() {
   if (listen_fd_ < 0) return;
   {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     stopping_ = true;
   }
   uint64_t one = 1;
@@ -182,7 +183,7 @@ void RegistrationServer::Stop() {
   accept_thread_.join();
   std::map<uint64_t, std::unique_ptr<Conn>> conns;
   {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     for (auto& [id, c] : conns_) {
       if (c->fd >= 0) shutdown(c->fd, SHUT_RDWR);
     }
@@ -191,7 +192,7 @@ void RegistrationServer::Stop() {
   for (;;) {
     std::unique_ptr<Conn> c;
     {
-      absl::MutexLock l(&mu_);
+      MutexLock l(&mu_);
       if (conns_.empty()) break;
       c = std::move(conns_.begin()->second);
       conns_.erase(conns_.begin());

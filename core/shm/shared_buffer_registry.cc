@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/base/mutex.h"
+
 #ifndef F_SEAL_FUTURE_WRITE
 #define F_SEAL_FUTURE_WRITE 0x0010
 #endif
@@ -149,14 +151,14 @@ SharedBufferRegistry::~SharedBufferRegistry() {
   Shutdown();
   std::vector<uint64_t> ids;
   {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     for (const auto& [id, b] : buffers_) ids.push_back(id);
   }
   for (uint64_t id : ids) End(id);
 }
 
 uint64_t SharedBufferRegistry::OpenConnection() {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   ++stats_.connections;
   return next_conn_++;
 }
@@ -164,7 +166,7 @@ uint64_t SharedBufferRegistry::OpenConnection() {
 void SharedBufferRegistry::CloseConnection(uint64_t conn) {
   std::vector<uint64_t> ids;
   {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     if (stats_.connections > 0) --stats_.connections;
     for (const auto& [id, b] : buffers_) {
       if (b.conn == conn && !b.ending) ids.push_back(id);
@@ -177,12 +179,12 @@ ShmError SharedBufferRegistry::Register(uint32_t uid, uint64_t conn, int fd,
                                         uint64_t size, uint64_t* id) {
   auto reject = [&](ShmError e) {
     close(fd);
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     ++stats_.rejections;
     return e;
   };
   {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     if (shutdown_) {
       ++stats_.rejections;
       close(fd);
@@ -193,7 +195,7 @@ ShmError SharedBufferRegistry::Register(uint32_t uid, uint64_t conn, int fd,
   if (v != ShmError::kOk) return reject(v);
   {
     // Reserve against the limits before mapping.
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     if (principal_count_[uid] + 1 > limits_.max_buffers_per_principal) {
       ++stats_.rejections;
       close(fd);
@@ -216,7 +218,7 @@ ShmError SharedBufferRegistry::Register(uint32_t uid, uint64_t conn, int fd,
     total_bytes_ += size;
   }
   auto unreserve = [&] {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     principal_count_[uid] -= 1;
     principal_bytes_[uid] -= size;
     total_bytes_ -= size;
@@ -235,7 +237,7 @@ ShmError SharedBufferRegistry::Register(uint32_t uid, uint64_t conn, int fd,
       return ShmError::kPinFailed;
     }
   }
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   uint64_t nid = next_id_++;
   Buffer& b = buffers_[nid];
   b.uid = uid;
@@ -249,7 +251,7 @@ ShmError SharedBufferRegistry::Register(uint32_t uid, uint64_t conn, int fd,
 
 ShmError SharedBufferRegistry::Unregister(uint64_t conn, uint64_t id) {
   {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     auto it = buffers_.find(id);
     if (it == buffers_.end() || it->second.conn != conn || it->second.ending) {
       return ShmError::kUnknownBuffer;
@@ -262,19 +264,18 @@ ShmError SharedBufferRegistry::Unregister(uint64_t conn, uint64_t id) {
 void SharedBufferRegistry::End(uint64_t id) {
   Buffer b;
   {
-    absl::MutexLock l(&mu_);
+    MutexLock l(&mu_);
     auto it = buffers_.find(id);
     if (it == buffers_.end() || it->second.ending) return;
     it->second.ending = true;
     Buffer* bp = &it->second;
-    mu_.Await(absl::Condition(
-        +[](Buffer* x) { return x->refs == 0; }, bp));
+    while (bp->refs != 0) CondVarWait(&refs_cv_, &mu_);
     b = *bp;
     buffers_.erase(id);
   }
   if (hooks_.unpin) hooks_.unpin(b.data, b.size);
   munmap(b.data, b.size);
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   principal_count_[b.uid] -= 1;
   principal_bytes_[b.uid] -= b.size;
   if (principal_count_[b.uid] == 0) {
@@ -287,7 +288,7 @@ void SharedBufferRegistry::End(uint64_t id) {
 
 absl::StatusOr<BufferRef> SharedBufferRegistry::Acquire(uint32_t uid,
                                                         uint64_t id) {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   auto it = buffers_.find(id);
   if (id == 0 || it == buffers_.end() || it->second.ending) {
     return absl::NotFoundError("no such shared buffer");
@@ -305,23 +306,23 @@ absl::StatusOr<BufferRef> SharedBufferRegistry::Acquire(uint32_t uid,
 }
 
 void SharedBufferRegistry::Release(uint64_t id) {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   auto it = buffers_.find(id);
-  if (it != buffers_.end()) --it->second.refs;
+  if (it != buffers_.end() && --it->second.refs == 0) refs_cv_.SignalAll();
 }
 
 void SharedBufferRegistry::Shutdown() {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   shutdown_ = true;
 }
 
 void SharedBufferRegistry::CountCopy(bool write, uint64_t bytes) {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   (write ? stats_.bytes_written : stats_.bytes_read) += bytes;
 }
 
 ShmStats SharedBufferRegistry::stats() const {
-  absl::MutexLock l(&mu_);
+  MutexLock l(&mu_);
   ShmStats s = stats_;
   s.buffers = buffers_.size();
   for (const auto& [id, b] : buffers_) s.bytes += b.size;

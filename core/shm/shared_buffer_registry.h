@@ -175,7 +175,11 @@ class SharedBufferRegistry {
   const ShmLimits limits_;
   const ShmPinHooks hooks_;
 
+  // Locked through core/base/mutex.h (MutexLock, CondVarWait), so that
+  // ThreadSanitizer sees its edges.
   mutable absl::Mutex mu_;
+  // Signalled when a buffer's refs drop to 0 (End waits for it).
+  absl::CondVar refs_cv_;
   std::map<uint64_t, Buffer> buffers_ ABSL_GUARDED_BY(mu_);
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   uint64_t next_conn_ ABSL_GUARDED_BY(mu_) = 1;
