@@ -46,7 +46,7 @@ mkdir -p "$WORK/corpus" "$WORK/artifacts" "$WORK/logs"
 labels=()
 for t in "${TARGETS[@]}"; do labels+=("//tests/fuzz:$t"); done
 echo "run_fuzzers: building ${TARGETS[*]} (clang, libFuzzer, ASan, UBSan)" >&2
-if ! bazel --output_base="$OUTPUT_BASE" build --config=fuzz --define fuzz=1 ${FUZZ_BAZEL_FLAGS:-} \
+if ! bazel --output_base="$OUTPUT_BASE" build --config=fuzz --define fuzz=1 --symlink_prefix=/ ${FUZZ_BAZEL_FLAGS:-} \
   "${labels[@]}" >"$WORK/logs/build.log" 2>&1; then
   grep -E "ERROR|error:" "$WORK/logs/build.log" | head -n 30 >&2
   echo "run_fuzzers: build failed (log: $WORK/logs/build.log)" >&2
