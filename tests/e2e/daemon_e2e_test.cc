@@ -71,27 +71,17 @@ constexpr uint32_t kNobody = 65534;
 // Helpers: files, the daemon process, clients (tests/e2e/e2e_harness.h),
 // and the RPC helpers below.
 using e2e::CanConnect;
+using e2e::CreateObject;
 using e2e::Ctx;
 using e2e::Daemon;
 using e2e::DaemonBinary;
 using e2e::Pattern;
 using e2e::ReadAll;
+using e2e::ReadObject;
 using e2e::Stubs;
 using e2e::TempDir;
 using e2e::TestConfig;
 using e2e::WriteFile;
-
-grpc::Status CreateObject(Stubs& s, uint64_t size,
-                          std::vector<std::string> placements,
-                          v1::CreateObjectResponse* out,
-                          bool require_cpu_access = false) {
-  v1::CreateObjectRequest req;
-  req.set_size_bytes(size);
-  for (const std::string& p : placements) req.add_placements(p);
-  req.set_require_cpu_access(require_cpu_access);
-  req.set_label("e2e");
-  return s.objects->Create(Ctx().get(), req, out);
-}
 
 // Writes `data` at `offset` in chunks of `chunk` bytes.
 grpc::Status WriteObject(Stubs& s, const std::string& handle, uint64_t offset,
@@ -119,30 +109,6 @@ grpc::Status WriteObject(Stubs& s, const std::string& handle, uint64_t offset,
     return grpc::Status(grpc::StatusCode::INTERNAL, "short write");
   }
   return st;
-}
-
-grpc::Status ReadObject(Stubs& s, const std::string& handle, uint64_t offset,
-                        uint64_t length, std::string* out,
-                        uint32_t max_chunk = 0) {
-  auto ctx = Ctx(absl::Seconds(60));
-  v1::ReadRequest req;
-  req.set_handle(handle);
-  req.set_offset(offset);
-  req.set_length(length);
-  req.set_max_chunk_bytes(max_chunk);
-  auto reader = s.objects->Read(ctx.get(), req);
-  v1::ReadResponse resp;
-  out->clear();
-  uint64_t expect = offset;
-  while (reader->Read(&resp)) {
-    if (resp.offset() != expect || resp.data().empty() ||
-        resp.data().size() > (max_chunk == 0 ? kMiB : max_chunk)) {
-      return grpc::Status(grpc::StatusCode::INTERNAL, "bad chunk framing");
-    }
-    expect += resp.data().size();
-    out->append(resp.data());
-  }
-  return reader->Finish();
 }
 
 v1::Fault InjectFault(Stubs& s, v1::FaultKind kind,

@@ -260,6 +260,42 @@ inline std::unique_ptr<grpc::ClientContext> Ctx(
   return ctx;
 }
 
+inline grpc::Status CreateObject(Stubs& s, uint64_t size,
+                                 std::vector<std::string> placements,
+                                 v1::CreateObjectResponse* out,
+                                 bool require_cpu_access = false) {
+  v1::CreateObjectRequest req;
+  req.set_size_bytes(size);
+  for (const std::string& p : placements) req.add_placements(p);
+  req.set_require_cpu_access(require_cpu_access);
+  req.set_label("e2e");
+  return s.objects->Create(Ctx().get(), req, out);
+}
+
+inline grpc::Status ReadObject(Stubs& s, const std::string& handle,
+                               uint64_t offset, uint64_t length,
+                               std::string* out, uint32_t max_chunk = 0) {
+  auto ctx = Ctx(absl::Seconds(60));
+  v1::ReadRequest req;
+  req.set_handle(handle);
+  req.set_offset(offset);
+  req.set_length(length);
+  req.set_max_chunk_bytes(max_chunk);
+  auto reader = s.objects->Read(ctx.get(), req);
+  v1::ReadResponse resp;
+  out->clear();
+  uint64_t expect = offset;
+  while (reader->Read(&resp)) {
+    if (resp.offset() != expect || resp.data().empty() ||
+        resp.data().size() > (max_chunk == 0 ? kMiB : max_chunk)) {
+      return grpc::Status(grpc::StatusCode::INTERNAL, "bad chunk framing");
+    }
+    expect += resp.data().size();
+    out->append(resp.data());
+  }
+  return reader->Finish();
+}
+
 }  // namespace e2e
 }  // namespace gpumig
 
