@@ -27,170 +27,32 @@ absl::Status CodeToStatus(int32_t code, const std::string& message) {
   return absl::Status(static_cast<absl::StatusCode>(code), message);
 }
 
-// --- Enum conversions ------------------------------------------------------
+// --- Enums: one pair table each (convert.h) ---------------------------------
 
 FenceState FromProto(pb::FenceState v) {
-  switch (v) {
-    case pb::FENCE_STATE_PENDING:
-      return FenceState::kPending;
-    case pb::FENCE_STATE_SIGNALED:
-      return FenceState::kSignaled;
-    default:
-      return FenceState::kUnspecified;
-  }
+  return enums::LocalOf(kFenceStates, v, FenceState::kUnspecified);
 }
-
 FenceKind FromProto(pb::FenceKind v) {
-  switch (v) {
-    case pb::FENCE_KIND_CLEAR:
-      return FenceKind::kClear;
-    case pb::FENCE_KIND_MIGRATE:
-      return FenceKind::kMigrate;
-    case pb::FENCE_KIND_EVICT:
-      return FenceKind::kEvict;
-    case pb::FENCE_KIND_EXEC:
-      return FenceKind::kExec;
-    default:
-      return FenceKind::kUnspecified;
-  }
+  return enums::LocalOf(kFenceKinds, v, FenceKind::kUnspecified);
 }
-
-pb::FenceKind ToProto(FenceKind v) {
-  switch (v) {
-    case FenceKind::kClear:
-      return pb::FENCE_KIND_CLEAR;
-    case FenceKind::kMigrate:
-      return pb::FENCE_KIND_MIGRATE;
-    case FenceKind::kEvict:
-      return pb::FENCE_KIND_EVICT;
-    case FenceKind::kExec:
-      return pb::FENCE_KIND_EXEC;
-    case FenceKind::kUnspecified:
-      break;
-  }
-  return pb::FENCE_KIND_UNSPECIFIED;
-}
-
+pb::FenceKind ToProto(FenceKind v) { return enums::ProtoOf(kFenceKinds, v); }
 FenceOutcome FromProto(pb::FenceOutcome v) {
-  switch (v) {
-    case pb::FENCE_OUTCOME_BLIT_OK:
-      return FenceOutcome::kBlitOk;
-    case pb::FENCE_OUTCOME_FALLBACK_COPY:
-      return FenceOutcome::kFallbackCopy;
-    case pb::FENCE_OUTCOME_FALLBACK_CLEAR:
-      return FenceOutcome::kFallbackClear;
-    case pb::FENCE_OUTCOME_UNKNOWN_STATE:
-      return FenceOutcome::kUnknownState;
-    case pb::FENCE_OUTCOME_FAILED:
-      return FenceOutcome::kFailed;
-    case pb::FENCE_OUTCOME_FALLBACK_DEVICE_COPY:
-      return FenceOutcome::kFallbackDeviceCopy;
-    case pb::FENCE_OUTCOME_FALLBACK_DEVICE_CLEAR:
-      return FenceOutcome::kFallbackDeviceClear;
-    default:
-      return FenceOutcome::kUnspecified;
-  }
+  return enums::LocalOf(kFenceOutcomes, v, FenceOutcome::kUnspecified);
 }
-
 ObjectState FromProto(pb::ObjectState v) {
-  switch (v) {
-    case pb::OBJECT_STATE_OK:
-      return ObjectState::kOk;
-    case pb::OBJECT_STATE_UNKNOWN:
-      return ObjectState::kUnknown;
-    default:
-      return ObjectState::kUnspecified;
-  }
+  return enums::LocalOf(kObjectStates, v, ObjectState::kUnspecified);
 }
-
 RegionKind FromProto(pb::RegionKind v) {
-  switch (v) {
-    case pb::REGION_KIND_LMEM:
-      return RegionKind::kLmem;
-    case pb::REGION_KIND_SMEM:
-      return RegionKind::kSmem;
-    default:
-      return RegionKind::kUnspecified;
-  }
+  return enums::LocalOf(kRegionKinds, v, RegionKind::kUnspecified);
 }
-
 EventKind FromProto(pb::EventKind v) {
-  switch (v) {
-    case pb::EVENT_KIND_BLIT_OK:
-      return EventKind::kBlitOk;
-    case pb::EVENT_KIND_FALLBACK_TAKEN:
-      return EventKind::kFallbackTaken;
-    case pb::EVENT_KIND_UNKNOWN_STATE:
-      return EventKind::kUnknownState;
-    case pb::EVENT_KIND_FAILED:
-      return EventKind::kFailed;
-    case pb::EVENT_KIND_EVICTED:
-      return EventKind::kEvicted;
-    case pb::EVENT_KIND_DROPPED:
-      return EventKind::kDropped;
-    default:
-      return EventKind::kUnspecified;
-  }
+  return enums::LocalOf(kEventKinds, v, EventKind::kUnspecified);
 }
-
-pb::EventKind ToProto(EventKind v) {
-  switch (v) {
-    case EventKind::kBlitOk:
-      return pb::EVENT_KIND_BLIT_OK;
-    case EventKind::kFallbackTaken:
-      return pb::EVENT_KIND_FALLBACK_TAKEN;
-    case EventKind::kUnknownState:
-      return pb::EVENT_KIND_UNKNOWN_STATE;
-    case EventKind::kFailed:
-      return pb::EVENT_KIND_FAILED;
-    case EventKind::kEvicted:
-      return pb::EVENT_KIND_EVICTED;
-    case EventKind::kDropped:
-      return pb::EVENT_KIND_DROPPED;
-    case EventKind::kUnspecified:
-      break;
-  }
-  return pb::EVENT_KIND_UNSPECIFIED;
-}
-
+pb::EventKind ToProto(EventKind v) { return enums::ProtoOf(kEventKinds, v); }
 FaultKind FromProto(pb::FaultKind v) {
-  switch (v) {
-    case pb::FAULT_KIND_FAIL_BLIT:
-      return FaultKind::kFailBlit;
-    case pb::FAULT_KIND_FAIL_CLEAR:
-      return FaultKind::kFailClear;
-    case pb::FAULT_KIND_FAIL_WORK_ALLOCATION:
-      return FaultKind::kFailWorkAllocation;
-    case pb::FAULT_KIND_BAN_MEMCPY:
-      return FaultKind::kBanMemcpy;
-    case pb::FAULT_KIND_WEDGE_ENGINE:
-      return FaultKind::kWedgeEngine;
-    case pb::FAULT_KIND_ENGINE_LATENCY:
-      return FaultKind::kEngineLatency;
-    default:
-      return FaultKind::kUnspecified;
-  }
+  return enums::LocalOf(kFaultKinds, v, FaultKind::kUnspecified);
 }
-
-pb::FaultKind ToProto(FaultKind v) {
-  switch (v) {
-    case FaultKind::kFailBlit:
-      return pb::FAULT_KIND_FAIL_BLIT;
-    case FaultKind::kFailClear:
-      return pb::FAULT_KIND_FAIL_CLEAR;
-    case FaultKind::kFailWorkAllocation:
-      return pb::FAULT_KIND_FAIL_WORK_ALLOCATION;
-    case FaultKind::kBanMemcpy:
-      return pb::FAULT_KIND_BAN_MEMCPY;
-    case FaultKind::kWedgeEngine:
-      return pb::FAULT_KIND_WEDGE_ENGINE;
-    case FaultKind::kEngineLatency:
-      return pb::FAULT_KIND_ENGINE_LATENCY;
-    case FaultKind::kUnspecified:
-      break;
-  }
-  return pb::FAULT_KIND_UNSPECIFIED;
-}
+pb::FaultKind ToProto(FaultKind v) { return enums::ProtoOf(kFaultKinds, v); }
 
 // --- Message conversions ---------------------------------------------------
 

@@ -20,6 +20,7 @@
 #include "gpumig/v1/objects.pb.h"
 #include "gpumig/v1/regions.pb.h"
 #include "grpcpp/support/status.h"
+#include "proto/enum_names.h"
 
 namespace gpumig::client::internal {
 
@@ -31,6 +32,60 @@ absl::Status FromGrpc(const grpc::Status& status);
 absl::Status CodeToStatus(int32_t code, const std::string& message);
 
 // --- Enums -------------------------------------------------------------------
+//
+// One table per gpumig.v1 enum: the library's value and the wire value, for
+// both directions (proto/enum_names.h). A wire value not listed (a newer
+// daemon's) reads as kUnspecified; kUnspecified is sent as the 0 value. The
+// names the library prints are the wire values' short names.
+
+namespace pbe = ::gpumig::v1;
+
+// clang-format off
+inline constexpr enums::EnumPair<FenceState, pbe::FenceState> kFenceStates[] = {
+    {FenceState::kPending,  pbe::FENCE_STATE_PENDING},
+    {FenceState::kSignaled, pbe::FENCE_STATE_SIGNALED},
+};
+inline constexpr enums::EnumPair<FenceKind, pbe::FenceKind> kFenceKinds[] = {
+    {FenceKind::kClear,   pbe::FENCE_KIND_CLEAR},
+    {FenceKind::kMigrate, pbe::FENCE_KIND_MIGRATE},
+    {FenceKind::kEvict,   pbe::FENCE_KIND_EVICT},
+    {FenceKind::kExec,    pbe::FENCE_KIND_EXEC},
+};
+inline constexpr enums::EnumPair<FenceOutcome, pbe::FenceOutcome>
+    kFenceOutcomes[] = {
+    {FenceOutcome::kBlitOk,              pbe::FENCE_OUTCOME_BLIT_OK},
+    {FenceOutcome::kFallbackCopy,        pbe::FENCE_OUTCOME_FALLBACK_COPY},
+    {FenceOutcome::kFallbackClear,       pbe::FENCE_OUTCOME_FALLBACK_CLEAR},
+    {FenceOutcome::kUnknownState,        pbe::FENCE_OUTCOME_UNKNOWN_STATE},
+    {FenceOutcome::kFailed,              pbe::FENCE_OUTCOME_FAILED},
+    {FenceOutcome::kFallbackDeviceCopy,  pbe::FENCE_OUTCOME_FALLBACK_DEVICE_COPY},
+    {FenceOutcome::kFallbackDeviceClear, pbe::FENCE_OUTCOME_FALLBACK_DEVICE_CLEAR},
+};
+inline constexpr enums::EnumPair<ObjectState, pbe::ObjectState> kObjectStates[] = {
+    {ObjectState::kOk,      pbe::OBJECT_STATE_OK},
+    {ObjectState::kUnknown, pbe::OBJECT_STATE_UNKNOWN},
+};
+inline constexpr enums::EnumPair<RegionKind, pbe::RegionKind> kRegionKinds[] = {
+    {RegionKind::kLmem, pbe::REGION_KIND_LMEM},
+    {RegionKind::kSmem, pbe::REGION_KIND_SMEM},
+};
+inline constexpr enums::EnumPair<EventKind, pbe::EventKind> kEventKinds[] = {
+    {EventKind::kBlitOk,        pbe::EVENT_KIND_BLIT_OK},
+    {EventKind::kFallbackTaken, pbe::EVENT_KIND_FALLBACK_TAKEN},
+    {EventKind::kUnknownState,  pbe::EVENT_KIND_UNKNOWN_STATE},
+    {EventKind::kFailed,        pbe::EVENT_KIND_FAILED},
+    {EventKind::kEvicted,       pbe::EVENT_KIND_EVICTED},
+    {EventKind::kDropped,       pbe::EVENT_KIND_DROPPED},
+};
+inline constexpr enums::EnumPair<FaultKind, pbe::FaultKind> kFaultKinds[] = {
+    {FaultKind::kFailBlit,           pbe::FAULT_KIND_FAIL_BLIT},
+    {FaultKind::kFailClear,          pbe::FAULT_KIND_FAIL_CLEAR},
+    {FaultKind::kFailWorkAllocation, pbe::FAULT_KIND_FAIL_WORK_ALLOCATION},
+    {FaultKind::kBanMemcpy,          pbe::FAULT_KIND_BAN_MEMCPY},
+    {FaultKind::kWedgeEngine,        pbe::FAULT_KIND_WEDGE_ENGINE},
+    {FaultKind::kEngineLatency,      pbe::FAULT_KIND_ENGINE_LATENCY},
+};
+// clang-format on
 
 FenceState FromProto(::gpumig::v1::FenceState v);
 FenceKind FromProto(::gpumig::v1::FenceKind v);

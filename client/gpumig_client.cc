@@ -35,6 +35,7 @@
 #include "gpumig/v1/objects.grpc.pb.h"
 #include "gpumig/v1/regions.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
+#include "proto/enum_names.h"
 
 namespace gpumig::client {
 namespace {
@@ -88,15 +89,25 @@ std::string Canonical(absl::string_view name) {
   return out;
 }
 
-template <typename E>
-absl::StatusOr<E> ParseEnum(absl::string_view what, absl::string_view name,
-                            const std::vector<E>& values,
-                            const char* (*namer)(E)) {
+// The short name of the wire value `v` maps to; "UNSPECIFIED" for a value
+// not in `table`.
+template <typename Local, typename Proto, size_t N>
+const char* NameIn(const enums::EnumPair<Local, Proto> (&table)[N], Local v) {
+  return enums::ShortName(enums::ProtoOf(table, v)).data();
+}
+
+// The value of `table` named `name` (any case, '-' for '_'); INVALID_ARGUMENT
+// listing the names otherwise.
+template <typename Local, typename Proto, size_t N>
+absl::StatusOr<Local> ParseEnum(
+    absl::string_view what, absl::string_view name,
+    const enums::EnumPair<Local, Proto> (&table)[N]) {
   const std::string canonical = Canonical(name);
   std::vector<std::string> valid;
-  for (E v : values) {
-    if (canonical == namer(v)) return v;
-    valid.push_back(absl::AsciiStrToLower(namer(v)));
+  for (const enums::EnumPair<Local, Proto>& p : table) {
+    const absl::string_view short_name = enums::ShortName(p.proto);
+    if (canonical == short_name) return p.local;
+    valid.push_back(absl::AsciiStrToLower(short_name));
   }
   return absl::InvalidArgumentError(
       absl::StrCat("unknown ", what, " '", name, "' (one of ",
@@ -114,142 +125,38 @@ std::string DefaultSocketPath() {
 }
 
 const char* FenceStateName(FenceState v) {
-  switch (v) {
-    case FenceState::kPending:
-      return "PENDING";
-    case FenceState::kSignaled:
-      return "SIGNALED";
-    case FenceState::kUnspecified:
-      break;
-  }
-  return "UNSPECIFIED";
+  return NameIn(internal::kFenceStates, v);
 }
-
 const char* FenceKindName(FenceKind v) {
-  switch (v) {
-    case FenceKind::kClear:
-      return "CLEAR";
-    case FenceKind::kMigrate:
-      return "MIGRATE";
-    case FenceKind::kEvict:
-      return "EVICT";
-    case FenceKind::kExec:
-      return "EXEC";
-    case FenceKind::kUnspecified:
-      break;
-  }
-  return "UNSPECIFIED";
+  return NameIn(internal::kFenceKinds, v);
 }
-
 const char* FenceOutcomeName(FenceOutcome v) {
-  switch (v) {
-    case FenceOutcome::kBlitOk:
-      return "BLIT_OK";
-    case FenceOutcome::kFallbackCopy:
-      return "FALLBACK_COPY";
-    case FenceOutcome::kFallbackClear:
-      return "FALLBACK_CLEAR";
-    case FenceOutcome::kUnknownState:
-      return "UNKNOWN_STATE";
-    case FenceOutcome::kFailed:
-      return "FAILED";
-    case FenceOutcome::kFallbackDeviceCopy:
-      return "FALLBACK_DEVICE_COPY";
-    case FenceOutcome::kFallbackDeviceClear:
-      return "FALLBACK_DEVICE_CLEAR";
-    case FenceOutcome::kUnspecified:
-      break;
-  }
-  return "UNSPECIFIED";
+  return NameIn(internal::kFenceOutcomes, v);
 }
-
 const char* ObjectStateName(ObjectState v) {
-  switch (v) {
-    case ObjectState::kOk:
-      return "OK";
-    case ObjectState::kUnknown:
-      return "UNKNOWN";
-    case ObjectState::kUnspecified:
-      break;
-  }
-  return "UNSPECIFIED";
+  return NameIn(internal::kObjectStates, v);
 }
-
 const char* RegionKindName(RegionKind v) {
-  switch (v) {
-    case RegionKind::kLmem:
-      return "LMEM";
-    case RegionKind::kSmem:
-      return "SMEM";
-    case RegionKind::kUnspecified:
-      break;
-  }
-  return "UNSPECIFIED";
+  return NameIn(internal::kRegionKinds, v);
 }
-
 const char* EventKindName(EventKind v) {
-  switch (v) {
-    case EventKind::kBlitOk:
-      return "BLIT_OK";
-    case EventKind::kFallbackTaken:
-      return "FALLBACK_TAKEN";
-    case EventKind::kUnknownState:
-      return "UNKNOWN_STATE";
-    case EventKind::kFailed:
-      return "FAILED";
-    case EventKind::kEvicted:
-      return "EVICTED";
-    case EventKind::kDropped:
-      return "DROPPED";
-    case EventKind::kUnspecified:
-      break;
-  }
-  return "UNSPECIFIED";
+  return NameIn(internal::kEventKinds, v);
 }
-
 const char* FaultKindName(FaultKind v) {
-  switch (v) {
-    case FaultKind::kFailBlit:
-      return "FAIL_BLIT";
-    case FaultKind::kFailClear:
-      return "FAIL_CLEAR";
-    case FaultKind::kFailWorkAllocation:
-      return "FAIL_WORK_ALLOCATION";
-    case FaultKind::kBanMemcpy:
-      return "BAN_MEMCPY";
-    case FaultKind::kWedgeEngine:
-      return "WEDGE_ENGINE";
-    case FaultKind::kEngineLatency:
-      return "ENGINE_LATENCY";
-    case FaultKind::kUnspecified:
-      break;
-  }
-  return "UNSPECIFIED";
+  return NameIn(internal::kFaultKinds, v);
 }
 
 absl::StatusOr<FaultKind> ParseFaultKind(absl::string_view name) {
-  return ParseEnum<FaultKind>(
-      "fault kind", name,
-      {FaultKind::kFailBlit, FaultKind::kFailClear,
-       FaultKind::kFailWorkAllocation, FaultKind::kBanMemcpy,
-       FaultKind::kWedgeEngine, FaultKind::kEngineLatency},
-      &FaultKindName);
+  return ParseEnum("fault kind", name, internal::kFaultKinds);
 }
 
 absl::StatusOr<FenceKind> ParseFenceKind(absl::string_view name) {
   if (Canonical(name) == "COPY") return FenceKind::kMigrate;
-  return ParseEnum<FenceKind>("operation", name,
-                              {FenceKind::kClear, FenceKind::kMigrate,
-                               FenceKind::kEvict, FenceKind::kExec},
-                              &FenceKindName);
+  return ParseEnum("operation", name, internal::kFenceKinds);
 }
 
 absl::StatusOr<EventKind> ParseEventKind(absl::string_view name) {
-  return ParseEnum<EventKind>(
-      "event kind", name,
-      {EventKind::kBlitOk, EventKind::kFallbackTaken, EventKind::kUnknownState,
-       EventKind::kFailed, EventKind::kEvicted, EventKind::kDropped},
-      &EventKindName);
+  return ParseEnum("event kind", name, internal::kEventKinds);
 }
 
 // --- WatchCanceller --------------------------------------------------------
