@@ -6,8 +6,10 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "client/cli_args.h"
 #include "client/cli_format.h"
 #include "client/ctl_commands.h"
@@ -137,6 +139,15 @@ int RunFaultList(Ctx& ctx) {
   return kExitOk;
 }
 
+// "fail_blit, fail_clear, ...": what fault inject takes.
+std::string FaultKindList() {
+  std::vector<std::string> names;
+  for (gc::FaultKind kind : gc::AllFaultKinds()) {
+    names.push_back(absl::AsciiStrToLower(gc::FaultKindName(kind)));
+  }
+  return absl::StrJoin(names, ", ");
+}
+
 }  // namespace
 
 std::vector<Command> FaultCommands() {
@@ -145,10 +156,10 @@ std::vector<Command> FaultCommands() {
        "KIND (--next N | --probability P [--seed S] | --always) [--region R] "
        "[--op OP] [--latency-us N]",
        "arm a fault (admin; daemon started with fault injection)",
-       "KIND: fail_blit, fail_clear, fail_work_allocation, ban_memcpy, "
-       "wedge_engine, engine_latency.\nOP: clear, copy (= migrate), evict "
-       "(not for wedge_engine and engine_latency).\nFaults affect every "
-       "principal's operations in scope.",
+       absl::StrCat("KIND: ", FaultKindList(),
+                    ".\nOP: clear, copy (= migrate), evict (not for "
+                    "wedge_engine and engine_latency).\nFaults affect every "
+                    "principal's operations in scope."),
        {{"next", "N", "fire on the next N matching events"},
         {"probability", "P", "fire with probability P in [0, 1]"},
         {"seed", "S", "generator seed for --probability (0: daemon picks)"},

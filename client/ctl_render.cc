@@ -2,6 +2,7 @@
 #include "client/ctl_render.h"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,16 @@ void JsonFence(JsonWriter& w, const gc::FenceStatus& f) {
   w.FieldInt("created_unix_nanos", f.created_unix_nanos);
   w.FieldInt("signaled_unix_nanos", f.signaled_unix_nanos);
   w.EndObject();
+}
+
+void JsonFenceField(JsonWriter& w,
+                    const std::optional<gc::FenceStatus>& fence) {
+  w.Key("fence");
+  if (fence.has_value()) {
+    JsonFence(w, *fence);
+  } else {
+    w.Null();
+  }
 }
 
 std::string HumanFence(const gc::FenceStatus& f) {
@@ -446,12 +457,7 @@ void JsonEvent(JsonWriter& w, const gc::WatchEvent& e) {
   w.Field("region", e.region);
   w.FieldInt("time_unix_nanos", e.time_unix_nanos);
   w.FieldUint("dropped_events", e.dropped_events);
-  w.Key("fence");
-  if (e.fence.has_value()) {
-    JsonFence(w, *e.fence);
-  } else {
-    w.Null();
-  }
+  JsonFenceField(w, e.fence);
   w.EndObject();
 }
 

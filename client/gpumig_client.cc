@@ -159,6 +159,12 @@ absl::StatusOr<EventKind> ParseEventKind(absl::string_view name) {
   return ParseEnum("event kind", name, internal::kEventKinds);
 }
 
+std::vector<FaultKind> AllFaultKinds() {
+  std::vector<FaultKind> kinds;
+  for (const auto& p : internal::kFaultKinds) kinds.push_back(p.local);
+  return kinds;
+}
+
 // --- WatchCanceller --------------------------------------------------------
 
 struct WatchCanceller::State {

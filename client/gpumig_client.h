@@ -119,6 +119,9 @@ absl::StatusOr<FaultKind> ParseFaultKind(absl::string_view name);
 absl::StatusOr<FenceKind> ParseFenceKind(absl::string_view name);
 absl::StatusOr<EventKind> ParseEventKind(absl::string_view name);
 
+// Every fault kind the library knows (not kUnspecified), in the wire's order.
+std::vector<FaultKind> AllFaultKinds();
+
 // ---------------------------------------------------------------------------
 // Result and request types.
 

@@ -23,7 +23,7 @@
 namespace gpumig {
 namespace {
 
-constexpr size_t kNumKinds = 6;
+constexpr size_t kNumKinds = kNumFaultKinds;
 
 size_t KindIndex(FaultKind kind) { return static_cast<size_t>(kind); }
 
@@ -43,36 +43,6 @@ double UniformDouble(std::mt19937_64& rng) {
 }
 
 }  // namespace
-
-absl::string_view FaultKindName(FaultKind kind) {
-  switch (kind) {
-    case FaultKind::kFailBlit:
-      return "fail_blit";
-    case FaultKind::kFailClear:
-      return "fail_clear";
-    case FaultKind::kFailWorkAllocation:
-      return "fail_work_allocation";
-    case FaultKind::kBanMemcpy:
-      return "ban_memcpy";
-    case FaultKind::kWedgeEngine:
-      return "wedge_engine";
-    case FaultKind::kEngineLatency:
-      return "engine_latency";
-  }
-  return "unknown";
-}
-
-absl::StatusOr<FaultKind> ParseFaultKind(absl::string_view name) {
-  for (FaultKind kind : {FaultKind::kFailBlit, FaultKind::kFailClear,
-                         FaultKind::kFailWorkAllocation, FaultKind::kBanMemcpy,
-                         FaultKind::kWedgeEngine, FaultKind::kEngineLatency}) {
-    if (name == FaultKindName(kind)) return kind;
-  }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown fault kind \"", name,
-      "\" (expected fail_blit, fail_clear, fail_work_allocation, ban_memcpy, "
-      "wedge_engine or engine_latency)"));
-}
 
 absl::StatusOr<uint64_t> FaultInjector::Add(const FaultSpec& spec) {
   if (KindIndex(spec.kind) >= kNumKinds) {

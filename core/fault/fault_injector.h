@@ -26,19 +26,9 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "core/fault/fault_kind.h"
 
 namespace gpumig {
-
-enum class FaultKind {
-  kFailBlit,            // a copy blit fails (after clearing its destination)
-  kFailClear,           // a clear blit fails (destination left untouched)
-  kFailWorkAllocation,  // the failsafe work cannot be set up
-  kBanMemcpy,           // the CPU fallback is not allowed
-  kWedgeEngine,         // every engine command fails until cleared
-  kEngineLatency,       // each engine command takes `latency` longer
-};
-absl::string_view FaultKindName(FaultKind kind);
-absl::StatusOr<FaultKind> ParseFaultKind(absl::string_view name);
 
 enum class FaultTrigger { kAlways, kNextN, kProbability };
 
@@ -112,7 +102,7 @@ class FaultInjector {
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   std::vector<Entry> faults_ ABSL_GUARDED_BY(mu_);
   // Fired counts by FaultKind, never decreased (Remove/Clear keep them).
-  std::array<uint64_t, 6> fired_total_ ABSL_GUARDED_BY(mu_) = {};
+  std::array<uint64_t, kNumFaultKinds> fired_total_ ABSL_GUARDED_BY(mu_) = {};
 };
 
 }  // namespace gpumig

@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include "core/fault/fault_kind.h"
+
 namespace gpumig {
 namespace daemon {
 
@@ -29,11 +31,9 @@ Snapshot TakeSnapshot(MemoryManager& manager) {
     out.bytes_migrated_out = r.bytes_migrated_out;
     s.regions.push_back(std::move(out));
   }
-  for (FaultKind kind : {FaultKind::kFailBlit, FaultKind::kFailClear,
-                         FaultKind::kFailWorkAllocation, FaultKind::kBanMemcpy,
-                         FaultKind::kWedgeEngine, FaultKind::kEngineLatency}) {
-    s.faults_fired.push_back(FaultFiredSnapshot{
-        std::string(FaultKindName(kind)), manager.faults().FiredTotal(kind)});
+  for (const FaultKindEntry& k : kFaultKinds) {
+    s.faults_fired.push_back(
+        FaultFiredSnapshot{k.name, manager.faults().FiredTotal(k.kind)});
   }
   const ManagerStats stats = manager.Stats();
   s.objects = stats.objects;

@@ -3,35 +3,72 @@
 #include <algorithm>
 #include <cmath>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "core/fault/fault_kind.h"
 #include "daemon/services/handles.h"
 #include "daemon/services/status_util.h"
+#include "proto/enum_names.h"
 
 namespace gpumig {
 namespace daemon {
 namespace {
 
-v1::FenceKind KindToProto(FenceKind kind) {
-  switch (kind) {
-    case FenceKind::kClear:
-      return v1::FENCE_KIND_CLEAR;
-    case FenceKind::kMigrate:
-      return v1::FENCE_KIND_MIGRATE;
-    case FenceKind::kEvict:
-      return v1::FENCE_KIND_EVICT;
-    case FenceKind::kExec:
-      return v1::FENCE_KIND_EXEC;
-    case FenceKind::kArray:
-      return v1::FENCE_KIND_ARRAY;
-  }
-  return v1::FENCE_KIND_UNSPECIFIED;
-}
+// One table per gpumig.v1 enum the daemon maps a core enum to, used in both
+// directions (proto/enum_names.h). Fault kinds map by name instead: the
+// core's table (core/fault/fault_kind.h) names each kind as its proto value.
+// clang-format off
+constexpr enums::EnumPair<FenceKind, v1::FenceKind> kFenceKinds[] = {
+    {FenceKind::kClear,   v1::FENCE_KIND_CLEAR},
+    {FenceKind::kMigrate, v1::FENCE_KIND_MIGRATE},
+    {FenceKind::kEvict,   v1::FENCE_KIND_EVICT},
+    {FenceKind::kExec,    v1::FENCE_KIND_EXEC},
+    {FenceKind::kArray,   v1::FENCE_KIND_ARRAY},
+};
+// MoveOutcome::kPending has no outcome on the wire (OutcomeOf).
+constexpr enums::EnumPair<MoveOutcome, v1::FenceOutcome> kOutcomes[] = {
+    {MoveOutcome::kBlitOk,              v1::FENCE_OUTCOME_BLIT_OK},
+    {MoveOutcome::kFallbackCopy,        v1::FENCE_OUTCOME_FALLBACK_COPY},
+    {MoveOutcome::kFallbackClear,       v1::FENCE_OUTCOME_FALLBACK_CLEAR},
+    {MoveOutcome::kFallbackDeviceCopy,  v1::FENCE_OUTCOME_FALLBACK_DEVICE_COPY},
+    {MoveOutcome::kFallbackDeviceClear, v1::FENCE_OUTCOME_FALLBACK_DEVICE_CLEAR},
+    {MoveOutcome::kUnknownState,        v1::FENCE_OUTCOME_UNKNOWN_STATE},
+    {MoveOutcome::kFailed,              v1::FENCE_OUTCOME_FAILED},
+};
+constexpr enums::EnumPair<RegionKind, v1::RegionKind> kRegionKinds[] = {
+    {RegionKind::kLmem, v1::REGION_KIND_LMEM},
+    {RegionKind::kSmem, v1::REGION_KIND_SMEM},
+};
+// FaultSpec::op and the fence kind that names it on the wire.
+struct FaultOp {
+  const char* op;
+  v1::FenceKind kind;
+};
+constexpr FaultOp kFaultOps[] = {
+    {"clear", v1::FENCE_KIND_CLEAR},
+    {"copy",  v1::FENCE_KIND_MIGRATE},
+    {"evict", v1::FENCE_KIND_EVICT},
+};
+// clang-format on
 
 bool IsEngineKind(FaultKind kind) {
   return kind == FaultKind::kWedgeEngine || kind == FaultKind::kEngineLatency;
 }
 
 }  // namespace
+
+v1::FaultKind FaultKindToProto(FaultKind kind) {
+  return enums::FromShortName<v1::FaultKind>(
+             absl::AsciiStrToUpper(FaultKindName(kind)))
+      .value_or(v1::FAULT_KIND_UNSPECIFIED);
+}
+
+absl::StatusOr<FaultKind> FaultKindFromProto(v1::FaultKind kind) {
+  if (kind == v1::FAULT_KIND_UNSPECIFIED) {
+    return absl::InvalidArgumentError("fault kind unspecified");
+  }
+  return ParseFaultKind(absl::AsciiStrToLower(enums::ShortName(kind)));
+}
 
 int64_t UnixNanos(absl::Time t) {
   if (t == absl::InfinitePast()) return 0;
@@ -62,24 +99,8 @@ void ObjectToProto(const ObjectInfo& info, v1::Object* out) {
 
 v1::FenceOutcome OutcomeOf(const FenceInfo& info) {
   if (!info.signaled) return v1::FENCE_OUTCOME_UNSPECIFIED;
-  switch (info.outcome) {
-    case MoveOutcome::kBlitOk:
-      return v1::FENCE_OUTCOME_BLIT_OK;
-    case MoveOutcome::kFallbackCopy:
-      return v1::FENCE_OUTCOME_FALLBACK_COPY;
-    case MoveOutcome::kFallbackClear:
-      return v1::FENCE_OUTCOME_FALLBACK_CLEAR;
-    case MoveOutcome::kFallbackDeviceCopy:
-      return v1::FENCE_OUTCOME_FALLBACK_DEVICE_COPY;
-    case MoveOutcome::kFallbackDeviceClear:
-      return v1::FENCE_OUTCOME_FALLBACK_DEVICE_CLEAR;
-    case MoveOutcome::kUnknownState:
-      return v1::FENCE_OUTCOME_UNKNOWN_STATE;
-    case MoveOutcome::kFailed:
-      return v1::FENCE_OUTCOME_FAILED;
-    case MoveOutcome::kPending:
-      break;
-  }
+  const v1::FenceOutcome outcome = enums::ProtoOf(kOutcomes, info.outcome);
+  if (outcome != v1::FENCE_OUTCOME_UNSPECIFIED) return outcome;
   // No move record (Exec), or a move fence force-signalled before its work
   // recorded an outcome (shutdown).
   return info.error.ok() ? v1::FENCE_OUTCOME_BLIT_OK : v1::FENCE_OUTCOME_FAILED;
@@ -118,7 +139,7 @@ void FenceToProto(const FenceInfo& info, v1::FenceStatus* out) {
         break;
     }
   }
-  out->set_kind(KindToProto(info.kind));
+  out->set_kind(enums::ProtoOf(kFenceKinds, info.kind));
   if (info.object_id != 0) out->set_handle(FormatHandle(info.object_id));
   out->set_source_region(info.src_region);
   out->set_target_region(info.dst_region);
@@ -157,8 +178,7 @@ v1::EventKind EventKindOf(const FenceInfo& info) {
 
 void RegionToProto(const RegionInfo& info, v1::Region* out) {
   out->set_name(info.name);
-  out->set_kind(info.kind == RegionKind::kLmem ? v1::REGION_KIND_LMEM
-                                               : v1::REGION_KIND_SMEM);
+  out->set_kind(enums::ProtoOf(kRegionKinds, info.kind));
   out->set_size_bytes(info.size);
   out->set_aperture_bytes(info.aperture);
   out->set_allocated_bytes(info.usage.allocated_bytes);
@@ -187,28 +207,11 @@ absl::StatusOr<FaultSpec> FaultSpecFromProto(
     const v1::FaultSpec& spec, const std::vector<std::string>& regions,
     uint64_t random_seed) {
   FaultSpec out;
-  switch (spec.kind()) {
-    case v1::FAULT_KIND_FAIL_BLIT:
-      out.kind = FaultKind::kFailBlit;
-      break;
-    case v1::FAULT_KIND_FAIL_CLEAR:
-      out.kind = FaultKind::kFailClear;
-      break;
-    case v1::FAULT_KIND_FAIL_WORK_ALLOCATION:
-      out.kind = FaultKind::kFailWorkAllocation;
-      break;
-    case v1::FAULT_KIND_BAN_MEMCPY:
-      out.kind = FaultKind::kBanMemcpy;
-      break;
-    case v1::FAULT_KIND_WEDGE_ENGINE:
-      out.kind = FaultKind::kWedgeEngine;
-      break;
-    case v1::FAULT_KIND_ENGINE_LATENCY:
-      out.kind = FaultKind::kEngineLatency;
-      break;
-    default:
-      return FieldError("spec.kind", "required: one of the FaultKind values");
+  absl::StatusOr<FaultKind> kind = FaultKindFromProto(spec.kind());
+  if (!kind.ok()) {
+    return FieldError("spec.kind", "required: one of the FaultKind values");
   }
+  out.kind = *kind;
 
   const v1::FaultTrigger& t = spec.trigger();
   switch (t.trigger_case()) {
@@ -249,24 +252,16 @@ absl::StatusOr<FaultSpec> FaultSpecFromProto(
     out.region = spec.region();
   }
 
-  switch (spec.op()) {
-    case v1::FENCE_KIND_UNSPECIFIED:
-      break;
-    case v1::FENCE_KIND_CLEAR:
-      out.op = "clear";
-      break;
-    case v1::FENCE_KIND_MIGRATE:
-      out.op = "copy";
-      break;
-    case v1::FENCE_KIND_EVICT:
-      out.op = "evict";
-      break;
-    case v1::FENCE_KIND_EXEC:
-      return FieldError("spec.op",
-                        "EXEC cannot be scoped (Exec commands are affected "
-                        "only by WEDGE_ENGINE and ENGINE_LATENCY, unscoped)");
-    default:
-      return FieldError("spec.op", "not a FenceKind value");
+  for (const FaultOp& op : kFaultOps) {
+    if (spec.op() == op.kind) out.op = op.op;
+  }
+  if (spec.op() == v1::FENCE_KIND_EXEC) {
+    return FieldError("spec.op",
+                      "EXEC cannot be scoped (Exec commands are affected "
+                      "only by WEDGE_ENGINE and ENGINE_LATENCY, unscoped)");
+  }
+  if (spec.op() != v1::FENCE_KIND_UNSPECIFIED && out.op.empty()) {
+    return FieldError("spec.op", "not a FenceKind value");
   }
   if (IsEngineKind(out.kind) && !out.op.empty()) {
     return FieldError("spec.op",
@@ -286,26 +281,7 @@ absl::StatusOr<FaultSpec> FaultSpecFromProto(
 }
 
 void FaultSpecToProto(const FaultSpec& spec, v1::FaultSpec* out) {
-  switch (spec.kind) {
-    case FaultKind::kFailBlit:
-      out->set_kind(v1::FAULT_KIND_FAIL_BLIT);
-      break;
-    case FaultKind::kFailClear:
-      out->set_kind(v1::FAULT_KIND_FAIL_CLEAR);
-      break;
-    case FaultKind::kFailWorkAllocation:
-      out->set_kind(v1::FAULT_KIND_FAIL_WORK_ALLOCATION);
-      break;
-    case FaultKind::kBanMemcpy:
-      out->set_kind(v1::FAULT_KIND_BAN_MEMCPY);
-      break;
-    case FaultKind::kWedgeEngine:
-      out->set_kind(v1::FAULT_KIND_WEDGE_ENGINE);
-      break;
-    case FaultKind::kEngineLatency:
-      out->set_kind(v1::FAULT_KIND_ENGINE_LATENCY);
-      break;
-  }
+  out->set_kind(FaultKindToProto(spec.kind));
   v1::FaultTrigger* t = out->mutable_trigger();
   switch (spec.trigger) {
     case FaultTrigger::kNextN:
@@ -320,9 +296,9 @@ void FaultSpecToProto(const FaultSpec& spec, v1::FaultSpec* out) {
       break;
   }
   out->set_region(spec.region);
-  if (spec.op == "clear") out->set_op(v1::FENCE_KIND_CLEAR);
-  if (spec.op == "copy") out->set_op(v1::FENCE_KIND_MIGRATE);
-  if (spec.op == "evict") out->set_op(v1::FENCE_KIND_EVICT);
+  for (const FaultOp& op : kFaultOps) {
+    if (spec.op == op.op) out->set_op(op.kind);
+  }
   if (spec.kind == FaultKind::kEngineLatency) {
     out->set_latency_us(
         static_cast<uint32_t>(absl::ToInt64Microseconds(spec.latency)));

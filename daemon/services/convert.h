@@ -21,6 +21,12 @@
 namespace gpumig {
 namespace daemon {
 
+// A core fault kind as gpumig.v1 and back, by the core table's names (the
+// proto value's short name in lower case). FaultKindFromProto: the core's
+// INVALID_ARGUMENT for UNSPECIFIED or a value the core does not know.
+v1::FaultKind FaultKindToProto(FaultKind kind);
+absl::StatusOr<FaultKind> FaultKindFromProto(v1::FaultKind kind);
+
 // Unix nanoseconds; 0 for InfinitePast (not yet).
 int64_t UnixNanos(absl::Time t);
 
