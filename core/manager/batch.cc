@@ -90,16 +90,7 @@ absl::StatusOr<MemoryManager::BatchResult> MemoryManager::CreateBatch(
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   if (absl::Status s = CheckCount(requests.size()); !s.ok()) return s;
   for (size_t i = 0; i < requests.size(); ++i) {
-    const CreateRequest& r = requests[i];
-    if (r.size == 0 || r.size > max_object_size_) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "entries[", i, "].size_bytes: ", r.size,
-          r.size == 0 ? " must be greater than 0"
-                      : absl::StrCat(" is larger than the largest allowed "
-                                     "object (",
-                                     max_object_size_, " bytes)")));
-    }
-    absl::StatusOr<std::vector<Region*>> p = ResolvePlacements(r.placements);
+    absl::StatusOr<std::vector<Region*>> p = ValidateCreate(requests[i]);
     if (!p.ok()) {
       return absl::InvalidArgumentError(
           absl::StrCat("entries[", i, "].", p.status().message()));
