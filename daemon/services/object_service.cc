@@ -9,7 +9,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/types/span.h"
-#include "core/base/utf8.h"
+#include "common/utf8.h"
 #include "daemon/log.h"
 #include "daemon/services/convert.h"
 #include "daemon/services/handles.h"
