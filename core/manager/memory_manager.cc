@@ -841,16 +841,7 @@ absl::StatusOr<RegionInfo> MemoryManager::GetRegion(absl::string_view name) {
       if (obj->unknown() && obj->region() == r) ++info.unknown_objects;
     }
   }
-  const RegionCounters& c = r->counters();
-  info.evictions = c.evictions.load();
-  info.blits = c.blits.load();
-  info.blit_failures = c.blit_failures.load();
-  info.fallback_copies = c.fallback_copies.load();
-  info.fallback_clears = c.fallback_clears.load();
-  info.fallback_device = c.fallback_device.load();
-  info.unknown_state_objects = c.unknown_state_objects.load();
-  info.bytes_migrated_in = c.bytes_migrated_in.load();
-  info.bytes_migrated_out = c.bytes_migrated_out.load();
+  static_cast<RegionCounters&>(info) = r->CountersSnapshot();
   info.eviction_timeline_seqno = r->eviction_timeline().last_seqno();
   info.last_eviction_fence_id = FenceId(r->eviction_timeline().last_fence());
   return info;

@@ -50,6 +50,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "common/region_counters.h"
 #include "core/device/device.h"
 #include "core/fault/fault_injector.h"
 #include "core/fence/fence_array.h"
@@ -90,7 +91,9 @@ struct ObjectInfo {
   bool cpu_accessible = false;
 };
 
-struct RegionInfo {
+// A region now: its configuration, occupancy and (inherited) cumulative
+// counters, common/region_counters.h.
+struct RegionInfo : RegionCounters {
   std::string name;
   RegionKind kind = RegionKind::kLmem;
   uint64_t size = 0;
@@ -98,10 +101,9 @@ struct RegionInfo {
   uint64_t chunk_size = 0;
   RegionUsage usage;
   uint64_t objects = 0;          // objects placed here
-  uint64_t unknown_objects = 0;  // of those, in unknown state now
-  uint64_t evictions = 0, blits = 0, blit_failures = 0, fallback_copies = 0,
-           fallback_clears = 0, fallback_device = 0, unknown_state_objects = 0,
-           bytes_migrated_in = 0, bytes_migrated_out = 0;
+  // Of those, in unknown state now (RegionCounters::unknown_state_marks
+  // counts every mark, and never drops).
+  uint64_t unknown_objects = 0;
   uint64_t eviction_timeline_seqno = 0;
   uint64_t last_eviction_fence_id = 0;
 };
@@ -109,7 +111,7 @@ struct RegionInfo {
 struct ManagerStats {
   uint64_t objects = 0;
   uint64_t object_bytes = 0;
-  uint64_t unknown_state_objects = 0;
+  uint64_t unknown_state_objects = 0;  // live objects in unknown state now
   uint64_t fences_created = 0;
   size_t fences_pending = 0;
   size_t fence_history = 0;

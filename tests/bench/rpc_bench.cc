@@ -66,6 +66,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client/gpumig_client.h"
+#include "common/json.h"
 
 ABSL_FLAG(double, seconds, 2.0, "measuring time per row, in seconds");
 ABSL_FLAG(std::string, threads, "1,8", "client thread counts, comma-separated");
@@ -572,21 +573,6 @@ absl::StatusOr<Row> RunRow(absl::string_view case_name, int threads,
   row.p50_us = Percentile(latencies, 0.50);
   row.p99_us = Percentile(latencies, 0.99);
   return row;
-}
-
-std::string JsonEscape(absl::string_view s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      out += absl::StrFormat("\\u%04x", c);
-    } else {
-      out += c;
-    }
-  }
-  return out;
 }
 
 int Main(int argc, char** argv) {
