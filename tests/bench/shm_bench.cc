@@ -25,8 +25,11 @@
 // (memfd_create, fallocate, seal, register).
 //
 // One thread, one Client (own channel), one object, one buffer; all threads
-// start together; each runs ops back to back for --seconds (at least one op
-// each) after one warm-up op. Content is checked outside the timed loop, on
+// start together; each runs ops back to back (at least one op each) after
+// one warm-up op. Rows compared with each other (empty_rpc and shm_io_4k;
+// memcpy, stream and shm of one size) run interleaved in --rounds rounds of
+// --seconds / rounds (sizes above 64 MiB: one round of --seconds) and sum
+// their rounds, so a change of load on a shared machine hits them alike. Content is checked outside the timed loop, on
 // every thread, before and after it: a pattern written, the client side
 // zeroed, read back and compared (a mismatch fails the run).
 //
@@ -58,6 +61,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -83,10 +87,13 @@
 
 ABSL_FLAG(double, seconds, 1.0, "measuring time per row, in seconds");
 ABSL_FLAG(std::string, sizes, "4KiB,1MiB,64MiB,1GiB",
-          "object sizes of the write_read rows (B, KiB, MiB, GiB suffixes)");
+          "object sizes of the write_read rows (B, KiB, MiB, GiB suffixes; "
+          "\"none\": only the 4 KiB RPC rows and the registration)");
 ABSL_FLAG(std::string, threads, "1,4", "client thread counts, comma-separated");
 ABSL_FLAG(std::string, registration_size, "1GiB",
           "size of the buffer whose registration is timed");
+ABSL_FLAG(int, rounds, 3,
+          "rounds the compared rows are interleaved in (sizes up to 64 MiB)");
 ABSL_FLAG(int, registrations, 5, "timed registrations (median reported)");
 ABSL_FLAG(bool, smoke, false,
           "a few seconds in all: sizes 4KiB,1MiB, threads 1,2, 0.05 s rows, "
@@ -111,6 +118,7 @@ struct Settings {
   double seconds = 1;
   uint64_t registration_size = 0;
   int registrations = 5;
+  int rounds = 3;
 };
 
 absl::StatusOr<uint64_t> ParseSize(absl::string_view s) {
@@ -412,6 +420,12 @@ struct Row {
   std::string first_error;
   std::optional<double> ratio_to_memcpy;
   std::optional<double> ratio_to_empty;
+  // Raw sums (Finish derives the rates from them).
+  uint64_t ops = 0;
+  double seconds = 0;
+  double daemon_cpu_s = 0;
+  double client_cpu_s = 0;
+  std::vector<double> latencies_us;
 };
 
 struct ThreadResult {
@@ -442,6 +456,8 @@ Row RunRow(const std::string& name, uint64_t size, uint64_t bytes_per_op,
   std::vector<ThreadResult> results(threads);
   for (int t = 0; t < threads; ++t) cases.push_back(make(t));
   absl::Barrier* start = new absl::Barrier(threads + 1);  // Deletes itself.
+  // No thread checks content (CPU-heavy at 1 GiB) while another still times.
+  absl::Barrier* timed = new absl::Barrier(threads + 1);  // Deletes itself.
   std::vector<std::thread> workers;
   for (int t = 0; t < threads; ++t) {
     workers.emplace_back([&, t] {
@@ -475,6 +491,9 @@ Row RunRow(const std::string& name, uint64_t size, uint64_t bytes_per_op,
           now = after;
         } while (now < end);
         r.elapsed = now - t0;
+      }
+      if (timed->Block()) delete timed;
+      if (ready) {
         bool mismatch = false;
         if (absl::Status s = c.Check(&mismatch); !s.ok()) r.Fail(s);
         if (mismatch) ++r.mismatches;
@@ -485,37 +504,60 @@ Row RunRow(const std::string& name, uint64_t size, uint64_t bytes_per_op,
   if (start->Block()) delete start;
   const double daemon_cpu0 = bench::ProcessCpuSeconds(daemon_pid);
   const double client_cpu0 = bench::SelfCpuSeconds();
-  for (std::thread& w : workers) w.join();
+  if (timed->Block()) delete timed;
   const double daemon_cpu = bench::ProcessCpuSeconds(daemon_pid) - daemon_cpu0;
   const double client_cpu = bench::SelfCpuSeconds() - client_cpu0;
+  for (std::thread& w : workers) w.join();
 
   Row row;
   row.name = name;
   row.size = size;
   row.threads = threads;
   row.bytes_per_op = bytes_per_op;
-  uint64_t ops = 0;
   absl::Duration elapsed;
-  std::vector<double> latencies;
   for (ThreadResult& r : results) {
-    ops += r.ops;
+    row.ops += r.ops;
     elapsed = std::max(elapsed, r.elapsed);
     row.errors += r.errors;
     row.mismatches += r.mismatches;
     if (row.first_error.empty()) row.first_error = r.first_error;
-    latencies.insert(latencies.end(), r.latencies_us.begin(),
-                     r.latencies_us.end());
+    row.latencies_us.insert(row.latencies_us.end(), r.latencies_us.begin(),
+                            r.latencies_us.end());
   }
-  const double seconds = absl::ToDoubleSeconds(elapsed);
-  row.ops_per_s = seconds > 0 ? ops / seconds : 0;
-  row.gbps = row.ops_per_s * bytes_per_op / 1e9;
-  if (ops > 0) {
-    row.daemon_cpu_us_per_op = daemon_cpu * 1e6 / ops;
-    row.client_cpu_us_per_op = client_cpu * 1e6 / ops;
-  }
-  row.p50_us = Percentile(latencies, 0.50);
-  row.p99_us = Percentile(latencies, 0.99);
+  row.seconds = absl::ToDoubleSeconds(elapsed);
+  row.daemon_cpu_s = daemon_cpu;
+  row.client_cpu_s = client_cpu;
   return row;
+}
+
+// Adds round `r` to `into` (the same case): ops, time and CPU summed.
+void Merge(Row& into, Row r) {
+  if (into.name.empty()) {
+    into = std::move(r);
+    return;
+  }
+  into.ops += r.ops;
+  into.seconds += r.seconds;
+  into.daemon_cpu_s += r.daemon_cpu_s;
+  into.client_cpu_s += r.client_cpu_s;
+  into.errors += r.errors;
+  into.mismatches += r.mismatches;
+  if (into.first_error.empty()) into.first_error = r.first_error;
+  into.latencies_us.insert(into.latencies_us.end(), r.latencies_us.begin(),
+                           r.latencies_us.end());
+}
+
+// The rates and percentiles of a (merged) row.
+void Finish(Row& row) {
+  row.ops_per_s = row.seconds > 0 ? row.ops / row.seconds : 0;
+  row.gbps = row.ops_per_s * row.bytes_per_op / 1e9;
+  if (row.ops > 0) {
+    row.daemon_cpu_us_per_op = row.daemon_cpu_s * 1e6 / row.ops;
+    row.client_cpu_us_per_op = row.client_cpu_s * 1e6 / row.ops;
+  }
+  row.p50_us = Percentile(row.latencies_us, 0.50);
+  row.p99_us = Percentile(row.latencies_us, 0.99);
+  row.latencies_us.clear();
 }
 
 struct Registration {
@@ -597,7 +639,9 @@ absl::StatusOr<Settings> ParseSettings() {
   const std::string threads = smoke ? "1,2" : absl::GetFlag(FLAGS_threads);
   s.seconds = smoke ? 0.05 : absl::GetFlag(FLAGS_seconds);
   s.registrations = smoke ? 2 : absl::GetFlag(FLAGS_registrations);
+  s.rounds = smoke ? 1 : absl::GetFlag(FLAGS_rounds);
   for (absl::string_view v : absl::StrSplit(sizes, ',', absl::SkipEmpty())) {
+    if (v == "none") continue;
     absl::StatusOr<uint64_t> n = ParseSize(v);
     if (!n.ok()) return n.status();
     s.sizes.push_back(*n);
@@ -614,11 +658,12 @@ absl::StatusOr<Settings> ParseSettings() {
       ParseSize(smoke ? "4MiB" : absl::GetFlag(FLAGS_registration_size));
   if (!reg.ok()) return reg.status();
   s.registration_size = *reg;
-  if (s.sizes.empty() || s.threads.empty() || !(s.seconds > 0) ||
-      s.seconds > 3600 || s.registrations < 1 || s.registrations > 1000) {
+  if (s.threads.empty() || !(s.seconds > 0) ||
+      s.seconds > 3600 || s.registrations < 1 || s.registrations > 1000 ||
+      s.rounds < 1 || s.rounds > 100) {
     return absl::InvalidArgumentError(
-        "need sizes, threads, --seconds in (0, 3600], --registrations in "
-        "[1, 1000]");
+        "need threads, --seconds in (0, 3600], --registrations in "
+        "[1, 1000], --rounds in [1, 100]");
   }
   return s;
 }
@@ -626,7 +671,9 @@ absl::StatusOr<Settings> ParseSettings() {
 // SMEM for one object of the largest size per thread (plus slack), limits
 // for one buffer of it per thread plus the timed registration.
 std::string DaemonConfig(const Settings& s) {
-  const uint64_t max_size = *std::max_element(s.sizes.begin(), s.sizes.end());
+  const uint64_t max_size =
+      s.sizes.empty() ? kIoBytes
+                      : *std::max_element(s.sizes.begin(), s.sizes.end());
   const int max_threads = *std::max_element(s.threads.begin(), s.threads.end());
   const uint64_t smem_mib =
       (max_size * max_threads >> 20) + std::max<uint64_t>(64, max_threads);
@@ -723,44 +770,71 @@ int Main(int argc, char** argv) {
                  r.ops_per_s, r.gbps,
                  static_cast<unsigned long long>(r.errors));
     rows.push_back(std::move(r));
-    return &rows.back();
   };
+  // The rows compared with each other run interleaved, in --rounds rounds
+  // of --seconds / rounds each (one round for sizes above 64 MiB, whose ops
+  // are long), so that a change of load on a shared machine hits them alike.
+  auto interleaved = [&](int rounds, std::vector<Row>* out,
+                         const std::vector<std::function<Row()>>& runs) {
+    out->assign(runs.size(), Row());
+    for (int r = 0; r < rounds; ++r) {
+      for (size_t i = 0; i < runs.size(); ++i) Merge((*out)[i], runs[i]());
+    }
+    for (Row& row : *out) Finish(row);
+  };
+  const absl::Duration slice = duration / s.rounds;
   for (int threads : s.threads) {
-    const Row* empty =
-        add(RunRow("empty_rpc", 0, 0, threads, dpid, duration, [&](int) {
-          return std::make_unique<EmptyRpcCase>(sock);
-        }));
-    const double empty_rate = empty->ops_per_s;
-    Row io = RunRow("shm_io_4k", kIoBytes, kIoBytes, threads, dpid, duration,
-                    [&](int t) {
-                      return std::make_unique<ShmCase>(sock, shm_socket,
-                                                       kIoBytes, t, kIoBytes);
-                    });
-    if (empty_rate > 0) io.ratio_to_empty = io.ops_per_s / empty_rate;
-    add(std::move(io));
+    std::vector<Row> pair;
+    interleaved(s.rounds, &pair,
+                {[&] {
+                   return RunRow("empty_rpc", 0, 0, threads, dpid, slice,
+                                 [&](int) {
+                                   return std::make_unique<EmptyRpcCase>(sock);
+                                 });
+                 },
+                 [&] {
+                   return RunRow("shm_io_4k", kIoBytes, kIoBytes, threads,
+                                 dpid, slice, [&](int t) {
+                                   return std::make_unique<ShmCase>(
+                                       sock, shm_socket, kIoBytes, t, kIoBytes);
+                                 });
+                 }});
+    if (pair[0].ops_per_s > 0) {
+      pair[1].ratio_to_empty = pair[1].ops_per_s / pair[0].ops_per_s;
+    }
+    for (Row& r : pair) add(std::move(r));
   }
   for (uint64_t size : s.sizes) {
     for (int threads : s.threads) {
-      const Row* m = add(RunRow("memcpy", size, 2 * size, threads, dpid,
-                                duration, [&](int t) {
-                                  return std::make_unique<MemcpyCase>(size, t);
-                                }));
-      const double memcpy_gbps = m->gbps;
-      Row st = RunRow("stream_write_read", size, 2 * size, threads, dpid,
-                      duration, [&](int t) {
-                        return std::make_unique<StreamCase>(sock, size, t);
-                      });
-      Row sh = RunRow("shm_write_read", size, 2 * size, threads, dpid,
-                      duration, [&](int t) {
-                        return std::make_unique<ShmCase>(sock, shm_socket,
-                                                         size, t, 0);
-                      });
-      if (memcpy_gbps > 0) {
-        st.ratio_to_memcpy = st.gbps / memcpy_gbps;
-        sh.ratio_to_memcpy = sh.gbps / memcpy_gbps;
+      const int rounds = size > (64ull << 20) ? 1 : s.rounds;
+      const absl::Duration d = duration / rounds;
+      std::vector<Row> three;
+      interleaved(
+          rounds, &three,
+          {[&] {
+             return RunRow("memcpy", size, 2 * size, threads, dpid, d,
+                           [&](int t) {
+                             return std::make_unique<MemcpyCase>(size, t);
+                           });
+           },
+           [&] {
+             return RunRow("stream_write_read", size, 2 * size, threads, dpid,
+                           d, [&](int t) {
+                             return std::make_unique<StreamCase>(sock, size, t);
+                           });
+           },
+           [&] {
+             return RunRow("shm_write_read", size, 2 * size, threads, dpid, d,
+                           [&](int t) {
+                             return std::make_unique<ShmCase>(
+                                 sock, shm_socket, size, t, 0);
+                           });
+           }});
+      if (three[0].gbps > 0) {
+        three[1].ratio_to_memcpy = three[1].gbps / three[0].gbps;
+        three[2].ratio_to_memcpy = three[2].gbps / three[0].gbps;
       }
-      add(std::move(st));
-      add(std::move(sh));
+      for (Row& r : three) add(std::move(r));
     }
   }
   bool failed = false;
