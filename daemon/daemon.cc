@@ -111,7 +111,8 @@ absl::Status Daemon::Init() {
     limits.max_buffers_per_principal = config_.shm_max_buffers_per_principal;
     limits.max_bytes_per_principal = config_.shm_max_bytes_per_principal;
     limits.max_total_bytes = config_.shm_max_total_bytes;
-    shm_registry_ = std::make_unique<shm::SharedBufferRegistry>(limits);
+    shm_registry_ = std::make_unique<shm::SharedBufferRegistry>(
+        limits, SharedBufferPinHooks(manager_->device()));
     env_->set_shared_buffers(shm_registry_.get(), config_.shm_socket_path);
     shm_server_ =
         std::make_unique<shm::RegistrationServer>(shm_registry_.get());
