@@ -96,6 +96,14 @@ absl::StatusOr<uint64_t> SizeFlag(const Ctx& ctx, absl::string_view name,
   return size;
 }
 
+absl::StatusOr<ByteRange> RangeFlags(const Ctx& ctx) {
+  absl::StatusOr<uint64_t> offset = SizeFlag(ctx, "offset", 0);
+  if (!offset.ok()) return offset.status();
+  absl::StatusOr<uint64_t> length = SizeFlag(ctx, "length", 0);
+  if (!length.ok()) return length.status();
+  return ByteRange{*offset, *length};
+}
+
 absl::StatusOr<uint64_t> FenceIdArg(absl::string_view text) {
   absl::StatusOr<uint64_t> id = ParseUint(text);
   if (!id.ok()) {

@@ -112,6 +112,14 @@ int PrintResult(const Ctx& ctx, absl::FunctionRef<void(JsonWriter&)> json,
 absl::StatusOr<uint64_t> SizeFlag(const Ctx& ctx, absl::string_view name,
                                   uint64_t fallback);
 
+// --offset and --length, sizes (ParseSize); absent: 0 (from the start, to
+// the end).
+struct ByteRange {
+  uint64_t offset = 0;
+  uint64_t length = 0;
+};
+absl::StatusOr<ByteRange> RangeFlags(const Ctx& ctx);
+
 // A fence id argument; INVALID_ARGUMENT "bad fence id: ..." otherwise.
 absl::StatusOr<uint64_t> FenceIdArg(absl::string_view text);
 

@@ -131,10 +131,8 @@ int RunWrite(Ctx& ctx) {
 }
 
 int RunRead(Ctx& ctx) {
-  absl::StatusOr<uint64_t> offset = SizeFlag(ctx, "offset", 0);
-  if (!offset.ok()) return ctx.Error(offset.status());
-  absl::StatusOr<uint64_t> length = SizeFlag(ctx, "length", 0);
-  if (!length.ok()) return ctx.Error(length.status());
+  absl::StatusOr<ByteRange> range = RangeFlags(ctx);
+  if (!range.ok()) return ctx.Error(range.status());
   const std::string& handle = ctx.pos()[0];
   std::string path = ctx.pos().size() > 1 ? ctx.pos()[1] : "-";
   const bool to_stdout = path == "-";
@@ -147,7 +145,7 @@ int RunRead(Ctx& ctx) {
     }
   }
   absl::StatusOr<uint64_t> n =
-      client->ReadToFd(handle, fd, *offset, *length, ctx.call);
+      client->ReadToFd(handle, fd, range->offset, range->length, ctx.call);
   if (!to_stdout) {
     struct stat st;
     const bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
@@ -164,15 +162,15 @@ int RunRead(Ctx& ctx) {
       [&](JsonWriter& w) {
         w.BeginObject();
         w.Field("handle", handle);
-        w.FieldUint("offset", *offset);
+        w.FieldUint("offset", range->offset);
         w.FieldUint("bytes_read", *n);
         w.Field("file", path);
         w.EndObject();
       },
       [&] {
         return absl::StrCat("read ", *n, " bytes (", FormatSize(*n), ") from ",
-                            handle, " at offset ", *offset, " into ", path,
-                            "\n");
+                            handle, " at offset ", range->offset, " into ",
+                            path, "\n");
       });
 }
 
@@ -220,12 +218,10 @@ int RunExecFill(Ctx& ctx) {
         absl::StrCat("--value: ", v.status().message())));
   }
   options.value = static_cast<uint32_t>(*v);
-  absl::StatusOr<uint64_t> offset = SizeFlag(ctx, "offset", 0);
-  if (!offset.ok()) return ctx.Error(offset.status());
-  absl::StatusOr<uint64_t> length = SizeFlag(ctx, "length", 0);
-  if (!length.ok()) return ctx.Error(length.status());
-  options.offset = *offset;
-  options.length = *length;
+  absl::StatusOr<ByteRange> range = RangeFlags(ctx);
+  if (!range.ok()) return ctx.Error(range.status());
+  options.offset = range->offset;
+  options.length = range->length;
   options.wait = ctx.args.Has("wait");
   GPUMIGCTL_CLIENT_OR_RETURN(ctx, client);
   absl::StatusOr<gc::SubmitResult> r = client->ExecFill(options, ctx.call);
@@ -265,12 +261,10 @@ int RunExecCopy(Ctx& ctx) {
 int RunExecChecksum(Ctx& ctx) {
   gc::ChecksumOptions options;
   options.handle = ctx.pos()[0];
-  absl::StatusOr<uint64_t> offset = SizeFlag(ctx, "offset", 0);
-  if (!offset.ok()) return ctx.Error(offset.status());
-  absl::StatusOr<uint64_t> length = SizeFlag(ctx, "length", 0);
-  if (!length.ok()) return ctx.Error(length.status());
-  options.offset = *offset;
-  options.length = *length;
+  absl::StatusOr<ByteRange> range = RangeFlags(ctx);
+  if (!range.ok()) return ctx.Error(range.status());
+  options.offset = range->offset;
+  options.length = range->length;
   GPUMIGCTL_CLIENT_OR_RETURN(ctx, client);
   absl::StatusOr<gc::ChecksumResult> r =
       client->ExecChecksum(options, ctx.call);
