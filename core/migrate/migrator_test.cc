@@ -182,14 +182,20 @@ TEST_F(MigratorTest, NoFallbackMarksUnknownBeforeTheFenceSignals) {
   Inject(FaultKind::kBanMemcpy);
   auto res = MigrateTo(obj, lmem_, /*cpu=*/false);
   ASSERT_TRUE(res.ok()) << res.status();
-  // A callback runs at the signal: the flag must already be set then.
+  // A callback runs at the signal: the flag must already be set then. (It
+  // runs after Wait() may return, so it reports through a fence of its own.)
   std::atomic<int> seen{-1};
-  absl::Status added = res->fence->AddCallback(
-      [obj, &seen](const Fence&) { seen = obj->unknown() ? 1 : 0; });
-  res->fence->Wait();
+  FenceRef reported = Fence::Create("reported");
+  absl::Status added =
+      res->fence->AddCallback([obj, &seen, reported](const Fence&) {
+        seen = obj->unknown() ? 1 : 0;
+        reported->Signal().IgnoreError();
+      });
   if (added.ok()) {
+    reported->Wait();
     EXPECT_EQ(seen.load(), 1);
   }
+  res->fence->Wait();
   EXPECT_TRUE(obj->unknown());
   EXPECT_EQ(res->fence->error().code(), absl::StatusCode::kDataLoss);
   EXPECT_EQ(res->record->outcome.load(), MoveOutcome::kUnknownState);
