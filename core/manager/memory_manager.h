@@ -44,12 +44,14 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "common/region_counters.h"
 #include "core/device/device.h"
 #include "core/fault/fault_injector.h"
 #include "core/fence/fence_array.h"
@@ -90,7 +92,9 @@ struct ObjectInfo {
   bool cpu_accessible = false;
 };
 
-struct RegionInfo {
+// A region now: its configuration, occupancy and (inherited) cumulative
+// counters, common/region_counters.h.
+struct RegionInfo : RegionCounters {
   std::string name;
   RegionKind kind = RegionKind::kLmem;
   uint64_t size = 0;
@@ -98,10 +102,9 @@ struct RegionInfo {
   uint64_t chunk_size = 0;
   RegionUsage usage;
   uint64_t objects = 0;          // objects placed here
-  uint64_t unknown_objects = 0;  // of those, in unknown state now
-  uint64_t evictions = 0, blits = 0, blit_failures = 0, fallback_copies = 0,
-           fallback_clears = 0, fallback_device = 0, unknown_state_objects = 0,
-           bytes_migrated_in = 0, bytes_migrated_out = 0;
+  // Of those, in unknown state now (RegionCounters::unknown_state_marks
+  // counts every mark, and never drops).
+  uint64_t unknown_objects = 0;
   uint64_t eviction_timeline_seqno = 0;
   uint64_t last_eviction_fence_id = 0;
 };
@@ -109,13 +112,16 @@ struct RegionInfo {
 struct ManagerStats {
   uint64_t objects = 0;
   uint64_t object_bytes = 0;
-  uint64_t unknown_state_objects = 0;
+  uint64_t unknown_state_objects = 0;  // live objects in unknown state now
   uint64_t fences_created = 0;
   size_t fences_pending = 0;
   size_t fence_history = 0;
   size_t watchers = 0;
   uint64_t engine_inflight = 0;
   bool engine_wedged = false;
+  // Times placement had to make room by evicting (one per single call that
+  // evicted; one per region per batch, see MemoryManager::MigrateBatch).
+  uint64_t eviction_passes = 0;
 };
 
 class MemoryManager {
@@ -200,13 +206,21 @@ class MemoryManager {
     absl::Status status;
     uint64_t object_id = 0;
     uint64_t fence_id = 0;  // 0 if the entry failed, and for destroys
+    FenceRef fence;         // the fence of fence_id (ExecBatch only)
+    // ExecBatch Checksum entries that were submitted: the FNV-1a 64 result,
+    // valid once fence_id has signalled without error.
+    std::shared_ptr<const uint64_t> checksum;
   };
   struct BatchResult {
     std::vector<BatchEntry> entries;
     uint64_t array_fence_id = 0;
     std::shared_ptr<const FenceArray> array;
   };
-  // Each entry as CreateObject.
+  // Each entry as CreateObject, all under one hold of the manager lock. A
+  // region that is every entry's first placement and lacks room for their
+  // total is made room in by ONE eviction pass for that total (as far as
+  // evictable objects allow) before any entry allocates; an entry that still
+  // finds no room (fragmentation) evicts on its own, as CreateObject would.
   absl::StatusOr<BatchResult> CreateBatch(
       const Principal& who, const std::vector<CreateRequest>& requests);
   struct MigrateEntry {
@@ -215,11 +229,36 @@ class MemoryManager {
   };
   // Each entry as Migrate; every placement decision is made under one hold
   // of the manager lock. Regions are checked first (malformed: unknown).
+  // Eviction is once per target region for the total size of the entries
+  // that will move there (objects of the batch are never its victims); see
+  // CreateBatch.
   absl::StatusOr<BatchResult> MigrateBatch(
       const Principal& who, const std::vector<MigrateEntry>& entries);
-  // Each entry as DestroyObject (ids must differ).
+  // Each entry as DestroyObject (ids must differ). The array is over the
+  // destroyed objects' latest move and Exec fences.
   absl::StatusOr<BatchResult> DestroyBatch(const Principal& who,
                                            const std::vector<uint64_t>& ids);
+  // One engine command of an ExecBatch.
+  struct ExecEntry {
+    enum class Op { kFill, kCopy, kChecksum };
+    Op op = Op::kFill;
+    uint64_t id = 0;          // Fill, Checksum: the object; Copy: destination
+    uint64_t offset = 0;      // Fill, Checksum; Copy: destination offset
+    uint64_t src = 0;         // Copy only: the source object
+    uint64_t src_offset = 0;  // Copy only
+    uint64_t length = 0;      // 0: to the end of the object (Copy: of src)
+    uint8_t value = 0;        // Fill only
+  };
+  // Each entry as ExecFill / ExecCopy / ExecChecksum would, submitted in
+  // request order under one hold of the manager lock, without waiting.
+  // Entry codes: NOT_FOUND, PERMISSION_DENIED, DATA_LOSS (for any object
+  // named), OUT_OF_RANGE (a range beyond its object; length 0 resolves to
+  // the end first), INVALID_ARGUMENT (a Copy's ranges of one object
+  // overlap). entries[i].object_id is the object acted on (a Copy's
+  // destination); Checksum results arrive in entries[i].checksum.
+  // Malformed: none, too many.
+  absl::StatusOr<BatchResult> ExecBatch(const Principal& who,
+                                        const std::vector<ExecEntry>& entries);
 
   // Returns the new pin count. Pinned objects are never evicted or moved.
   // RESOURCE_EXHAUSTED: the count would pass kMaxPinCount.
@@ -314,6 +353,59 @@ class MemoryManager {
                                                   bool cpu,
                                                   const BufferObject* exclude)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Evictable objects of `region`, least recently used first: unpinned, OK,
+  // with another allowed placement, neither `exclude` nor a member of the
+  // batch being placed (batch_members_).
+  std::vector<BufferObjectRef> VictimsLocked(Region* region,
+                                             const BufferObject* exclude)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A batch's one eviction pass in `region`: evicts victims in LRU order
+  // until `need` bytes are free (`need_cpu` of them inside the aperture) or
+  // none is left (the entries that then find no room fail alone, or evict
+  // for themselves as the single call would). Counts one eviction pass if
+  // it evicts anything.
+  void EvictForBatchLocked(Region* region, uint64_t need, uint64_t need_cpu)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Quota: reserves `size` bytes for `who`, or RESOURCE_EXHAUSTED.
+  absl::Status ReserveQuotaLocked(const Principal& who, uint64_t size)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void UnreserveQuotaLocked(const std::string& owner, uint64_t size)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // AllocateWithEviction in each placement in order; the last error if none
+  // has room.
+  absl::StatusOr<SgTableRef> AllocateInPlacementsLocked(
+      const BufferObject& obj, const std::vector<Region*>& placements)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // DestroyObject's two halves: unpublish under mu_ (NOT_FOUND,
+  // PERMISSION_DENIED), then, without mu_, wait out IO under way and drop
+  // the placement.
+  absl::StatusOr<BufferObjectRef> UnpublishLocked(const Principal& who,
+                                                  uint64_t id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FinishDestroy(const BufferObjectRef& obj) ABSL_LOCKS_EXCLUDED(mu_);
+  // Makes a cleared, unpublished object visible.
+  void PublishLocked(const BufferObjectRef& obj, bool pin,
+                     const Migrator::Result& cleared)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // CreateObject's whole path under mu_ (a CreateBatch entry); `placements`
+  // already resolved.
+  absl::StatusOr<CreateResult> CreateLocked(
+      const Principal& who, const CreateRequest& request,
+      const std::vector<Region*>& placements)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The Exec commands' bodies once mu_ is held; each returns the fence.
+  absl::StatusOr<FenceRef> ExecFillLocked(const Principal& who, uint64_t id,
+                                          uint64_t offset, uint64_t length,
+                                          uint8_t value)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<FenceRef> ExecCopyLocked(const Principal& who, uint64_t src,
+                                          uint64_t dst, uint64_t src_offset,
+                                          uint64_t dst_offset, uint64_t length)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<FenceRef> ExecChecksumLocked(const Principal& who, uint64_t id,
+                                              uint64_t offset, uint64_t length,
+                                              std::shared_ptr<uint64_t> result)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Evicts `victim` (io_mu() held) to another allowed placement.
   absl::StatusOr<FenceRef> EvictLocked(const BufferObjectRef& victim,
                                        Region* from)
@@ -353,12 +445,16 @@ class MemoryManager {
 
   std::atomic<bool> shutting_down_{false};
   std::atomic<uint64_t> fences_created_{0};
+  std::atomic<uint64_t> eviction_passes_{0};
   FenceRegistry fences_;
 
   mutable absl::Mutex mu_;
   std::atomic<uint64_t> next_object_id_{1};
   absl::flat_hash_map<uint64_t, BufferObjectRef> objects_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, uint64_t> usage_ ABSL_GUARDED_BY(mu_);
+  // While a batch places under mu_: its objects, never eviction victims.
+  const absl::flat_hash_set<uint64_t>* batch_members_ ABSL_GUARDED_BY(mu_) =
+      nullptr;
   // Objects placed in each region (RegionInfo::objects without a scan).
   absl::flat_hash_map<const Region*, uint64_t> placed_ ABSL_GUARDED_BY(mu_);
 };
