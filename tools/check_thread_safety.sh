@@ -6,12 +6,12 @@
 #
 #   tools/check_thread_safety.sh     # exit 0: clean; 1: a violation; 2: no clang
 #
-# Scope: every .cc file of core/, daemon/ and client/, and every .cc file of
-# tests/ that locks (names a Mutex, a CondVar, a guard or a lock
-# annotation, itself or in its own header). Headers are checked through the
-# files that include them. core/device/cuda is checked where the CUDA
-# toolkit's headers are installed (CUDA_HOME, default /usr/local/cuda), and
-# skipped (said so) elsewhere.
+# Scope: every .cc file of core/, common/, proto/, daemon/ and client/, and
+# every .cc file of tests/ that locks (names a Mutex, a CondVar, a guard or
+# a lock annotation, itself or in its own header). Headers are checked
+# through the files that include them. core/device/cuda is checked where
+# the CUDA toolkit's headers are installed (CUDA_HOME, default
+# /usr/local/cuda), and skipped (said so) elsewhere.
 #
 # daemon/, client/ and tests/ include the generated protobuf/gRPC headers:
 # they come from a Bazel build of the two codegen rules (gcc, cached; a few
@@ -45,7 +45,7 @@ files=$(mktemp)
 log=$(mktemp)
 trap 'rm -f "$files" "$log"' EXIT
 {
-  git ls-files 'core/*.cc' 'daemon/*.cc' 'client/*.cc' |
+  git ls-files 'core/*.cc' 'common/*.cc' 'proto/*.cc' 'daemon/*.cc' 'client/*.cc' |
     if [ -f "$cuda/include/cuda_runtime.h" ]; then cat; else grep -v '^core/device/cuda/'; fi
   for f in $(git ls-files 'tests/*.cc'); do
     h=${f%.cc}.h
@@ -68,4 +68,4 @@ if grep -q '^FAILED: ' "$log"; then
   echo "check_thread_safety: $(grep -c '^FAILED: ' "$log") file(s) failed" >&2
   exit 1
 fi
-echo "check_thread_safety: ok ($(wc -l <"$files") files: core/, daemon/, client/, tests/ that lock)"
+echo "check_thread_safety: ok ($(wc -l <"$files") files: core/, common/, proto/, daemon/, client/, tests/ that lock)"
