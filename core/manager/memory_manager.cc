@@ -10,7 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/base/mutex.h"
-#include "core/base/utf8.h"
+#include "common/utf8.h"
 
 namespace gpumig {
 namespace {

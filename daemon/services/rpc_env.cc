@@ -19,8 +19,17 @@ constexpr absl::Duration kPollSlice = absl::Milliseconds(100);
 
 RpcEnv::RpcEnv(MemoryManager* manager, const Authenticator* auth,
                ServiceOptions options)
+    : RpcEnv(
+          manager,
+          [auth](const grpc::ServerContext& ctx) {
+            return auth->Authenticate(ctx.peer(), ctx.auth_context().get());
+          },
+          std::move(options)) {}
+
+RpcEnv::RpcEnv(MemoryManager* manager, PrincipalResolver resolve,
+               ServiceOptions options)
     : manager_(manager),
-      auth_(auth),
+      resolve_(std::move(resolve)),
       options_(std::move(options)),
       start_time_(absl::Now()) {}
 
@@ -32,8 +41,7 @@ grpc::Status RpcEnv::Run(absl::string_view method, grpc::ServerContext* ctx,
   if (draining()) {
     status = absl::UnavailableError("gpumigd is shutting down");
   } else {
-    absl::StatusOr<Principal> who =
-        auth_->Authenticate(ctx->peer(), ctx->auth_context().get());
+    absl::StatusOr<Principal> who = resolve_(*ctx);
     if (!who.ok()) {
       status = who.status();
     } else {

@@ -50,7 +50,15 @@ struct ServiceOptions {
 
 class RpcEnv {
  public:
+  // Who a call's caller is (UNAUTHENTICATED if nobody). Must be thread-safe.
+  using PrincipalResolver =
+      std::function<absl::StatusOr<Principal>(const grpc::ServerContext&)>;
+
+  // The daemon's: `auth` resolves callers from the connection.
   RpcEnv(MemoryManager* manager, const Authenticator* auth,
+         ServiceOptions options);
+  // In-process tests: `resolve` says who each call is (e.g. from metadata).
+  RpcEnv(MemoryManager* manager, PrincipalResolver resolve,
          ServiceOptions options);
   RpcEnv(const RpcEnv&) = delete;
   RpcEnv& operator=(const RpcEnv&) = delete;
@@ -118,7 +126,7 @@ class RpcEnv {
 
  private:
   MemoryManager* const manager_;
-  const Authenticator* const auth_;
+  const PrincipalResolver resolve_;
   const ServiceOptions options_;
   const absl::Time start_time_;
   RpcStats stats_;

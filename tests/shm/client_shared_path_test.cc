@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "client/gpumig_client.h"
 #include "core/shm/registration_server.h"
@@ -27,8 +28,11 @@ namespace pb = ::gpumig::v1;
 
 struct Store {
   absl::Mutex mu;
-  std::string object;  // the one object, handle "o"
-  int stream_writes = 0, stream_reads = 0, shm_writes = 0, shm_reads = 0;
+  std::string object ABSL_GUARDED_BY(mu);  // the one object, handle "o"
+  int stream_writes ABSL_GUARDED_BY(mu) = 0;
+  int stream_reads ABSL_GUARDED_BY(mu) = 0;
+  int shm_writes ABSL_GUARDED_BY(mu) = 0;
+  int shm_reads ABSL_GUARDED_BY(mu) = 0;
 };
 
 class FakeDaemon final : public pb::DaemonService::Service {
@@ -156,6 +160,11 @@ class SharedPathTest : public ::testing::Test {
     EXPECT_TRUE(c.ok());
     return *std::move(c);
   }
+  // The fake object's content: `n` bytes `c`.
+  void SetObject(size_t n, char c) {
+    absl::MutexLock l(&store_.mu);
+    store_.object.assign(n, c);
+  }
   static std::vector<uint8_t> Pattern(size_t n, uint8_t seed) {
     std::vector<uint8_t> v(n);
     for (size_t i = 0; i < n; ++i) v[i] = static_cast<uint8_t>(i * 131 + seed);
@@ -175,7 +184,7 @@ TEST_F(SharedPathTest, LargeWriteAndReadGoThroughSharedBuffersExactly) {
   Start(true);
   // 40 MiB + 4 KiB: three pieces of the 16 MiB buffer, the last partial.
   const size_t n = (40 << 20) + 4096;
-  store_.object.assign(n + 8192, '\0');
+  SetObject(n + 8192, '\0');
   auto c = Connect(true);
   std::vector<uint8_t> data = Pattern(n, 3);
   absl::StatusOr<uint64_t> w = c->Write("o", data, 4096);
@@ -200,7 +209,7 @@ TEST_F(SharedPathTest, LargeWriteAndReadGoThroughSharedBuffersExactly) {
 
 TEST_F(SharedPathTest, SmallRangesAndNoShmUseStreams) {
   Start(true);
-  store_.object.assign(1 << 20, '\0');
+  SetObject(1 << 20, '\0');
   auto c = Connect(true);
   std::vector<uint8_t> small = Pattern(4096, 9);
   ASSERT_TRUE(c->Write("o", small).ok());
@@ -221,7 +230,7 @@ TEST_F(SharedPathTest, SmallRangesAndNoShmUseStreams) {
 
 TEST_F(SharedPathTest, DaemonWithoutSocketFallsBackToStreams) {
   Start(false);
-  store_.object.assign(2 << 20, '\0');
+  SetObject(2 << 20, '\0');
   auto c = Connect(true);
   std::vector<uint8_t> big = Pattern(2 << 20, 5);
   auto w = c->Write("o", big);
@@ -237,7 +246,7 @@ TEST_F(SharedPathTest, DaemonWithoutSocketFallsBackToStreams) {
 
 TEST_F(SharedPathTest, ClientDestructionUnregistersItsCachedBuffers) {
   Start(true);
-  store_.object.assign(1 << 20, '\0');
+  SetObject(1 << 20, '\0');
   {
     auto c = Connect(true);
     ASSERT_TRUE(c->Write("o", Pattern(1 << 20, 2)).ok());
