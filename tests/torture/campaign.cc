@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/json.h"
 #include "core/base/mutex.h"
 #include "tests/torture/pattern.h"
 #include "tests/torture/rng.h"
@@ -2033,34 +2034,10 @@ uint64_t Sum(const std::map<std::string, uint64_t>& m) {
   return n;
 }
 
-std::string JsonString(absl::string_view s) {
-  std::string out = "\"";
-  for (char ch : s) {
-    switch (ch) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      default:
-        if (static_cast<unsigned char>(ch) < 0x20) {
-          absl::StrAppendFormat(&out, "\\u%04x", ch);
-        } else {
-          out += ch;
-        }
-    }
-  }
-  return out + "\"";
-}
-
 std::string JsonCounts(const std::map<std::string, uint64_t>& m) {
   std::vector<std::string> parts;
   for (const auto& [k, v] : m)
-    parts.push_back(JsonString(k) + ":" + absl::StrCat(v));
+    parts.push_back(JsonQuote(k) + ":" + absl::StrCat(v));
   return "{" + absl::StrJoin(parts, ",") + "}";
 }
 
@@ -2180,10 +2157,10 @@ std::string FormatSummaryJson(const CampaignResult& r) {
   const double secs = std::max(absl::ToDoubleSeconds(r.elapsed), 1e-9);
   std::vector<std::string> f;
   auto kv = [&](absl::string_view k, const std::string& v) {
-    f.push_back(JsonString(k) + ":" + v);
+    f.push_back(JsonQuote(k) + ":" + v);
   };
   kv("seed", absl::StrCat(r.seed));
-  kv("target", JsonString(r.target));
+  kv("target", JsonQuote(r.target));
   kv("clients", absl::StrCat(r.clients));
   kv("elapsed_s", absl::StrFormat("%.3f", secs));
   kv("ops", absl::StrCat(s.ops));
@@ -2221,14 +2198,14 @@ std::string FormatSummaryJson(const CampaignResult& r) {
   kv("watch_events", JsonCounts(s.events));
   kv("unavailable", r.unavailable ? "true" : "false");
   if (r.unavailable) {
-    kv("unavailable_message", JsonString(r.unavailable_message));
+    kv("unavailable_message", JsonQuote(r.unavailable_message));
     kv("unavailable_at_s",
        absl::StrFormat("%.3f", absl::ToDoubleSeconds(r.unavailable_at)));
     kv("unavailable_to_exit_s",
        absl::StrFormat("%.3f", absl::ToDoubleSeconds(r.unavailable_to_exit)));
   }
   kv("accounting",
-     JsonString(r.accounting_checked ? r.accounting : "not checked"));
+     JsonQuote(r.accounting_checked ? r.accounting : "not checked"));
   kv("violations", absl::StrCat(r.violations));
   kv("violation_counts", JsonCounts(r.violation_counts));
   kv("known_issue_counts", JsonCounts(r.known_counts));
@@ -2237,8 +2214,8 @@ std::string FormatSummaryJson(const CampaignResult& r) {
     vs.push_back(absl::StrFormat(
         "{\"at_s\":%.3f,\"check\":%s,\"key\":%s,\"known\":%s,"
         "\"what\":%s}",
-        absl::ToDoubleSeconds(v.at), JsonString(v.check), JsonString(v.key),
-        v.known ? "true" : "false", JsonString(v.what)));
+        absl::ToDoubleSeconds(v.at), JsonQuote(v.check), JsonQuote(v.key),
+        v.known ? "true" : "false", JsonQuote(v.what)));
   }
   kv("violation_list", "[" + absl::StrJoin(vs, ",") + "]");
   return "{" + absl::StrJoin(f, ",") + "}";
