@@ -131,14 +131,21 @@ ShmError SharedBufferRegistry::Register(uint32_t uid, uint64_t conn, int fd,
   if (v != ShmError::kOk) return reject(v);
   {
     // Reserve against the limits before mapping.
+    // find(), not operator[]: a refusal must not leave an empty entry.
     MutexLock l(&mu_);
-    if (principal_count_[uid] + 1 > limits_.max_buffers_per_principal) {
+    auto count_it = principal_count_.find(uid);
+    auto bytes_it = principal_bytes_.find(uid);
+    const uint64_t count =
+        count_it == principal_count_.end() ? 0 : count_it->second;
+    const uint64_t bytes =
+        bytes_it == principal_bytes_.end() ? 0 : bytes_it->second;
+    if (count + 1 > limits_.max_buffers_per_principal) {
       ++stats_.rejections;
       close(fd);
       return ShmError::kPrincipalBuffersExceeded;
     }
     if (size > limits_.max_bytes_per_principal ||
-        principal_bytes_[uid] > limits_.max_bytes_per_principal - size) {
+        bytes > limits_.max_bytes_per_principal - size) {
       ++stats_.rejections;
       close(fd);
       return ShmError::kPrincipalBytesExceeded;
@@ -155,9 +162,7 @@ ShmError SharedBufferRegistry::Register(uint32_t uid, uint64_t conn, int fd,
   }
   auto unreserve = [&] {
     MutexLock l(&mu_);
-    principal_count_[uid] -= 1;
-    principal_bytes_[uid] -= size;
-    total_bytes_ -= size;
+    UnreserveLocked(uid, size);
     ++stats_.rejections;
   };
   void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -212,14 +217,23 @@ void SharedBufferRegistry::End(uint64_t id) {
   if (hooks_.unpin) hooks_.unpin(b.data, b.size);
   munmap(b.data, b.size);
   MutexLock l(&mu_);
-  principal_count_[b.uid] -= 1;
-  principal_bytes_[b.uid] -= b.size;
-  if (principal_count_[b.uid] == 0) {
-    principal_count_.erase(b.uid);
-    principal_bytes_.erase(b.uid);
-  }
-  total_bytes_ -= b.size;
+  UnreserveLocked(b.uid, b.size);
   ++stats_.unregistrations;
+}
+
+void SharedBufferRegistry::UnreserveLocked(uint32_t uid, uint64_t size) {
+  principal_count_[uid] -= 1;
+  principal_bytes_[uid] -= size;
+  if (principal_count_[uid] == 0) {
+    principal_count_.erase(uid);
+    principal_bytes_.erase(uid);
+  }
+  total_bytes_ -= size;
+}
+
+size_t SharedBufferRegistry::PrincipalEntriesForTest() const {
+  MutexLock l(&mu_);
+  return principal_count_.size() + principal_bytes_.size();
 }
 
 absl::StatusOr<BufferRef> SharedBufferRegistry::Acquire(uint32_t uid,

@@ -124,6 +124,9 @@ class SharedBufferRegistry {
   void Shutdown();
 
   void CountCopy(bool write, uint64_t bytes);
+  // Entries of the per-principal tables (0 once every buffer ended; a
+  // refused registration adds none).
+  size_t PrincipalEntriesForTest() const;
   ShmStats stats() const;
   const ShmLimits& limits() const { return limits_; }
 
@@ -138,6 +141,10 @@ class SharedBufferRegistry {
     bool ending = false;
   };
   void Release(uint64_t id);
+  // Returns `size` bytes and one buffer of `uid` to the limits; drops the
+  // principal's entries at zero.
+  void UnreserveLocked(uint32_t uid, uint64_t size)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Marks, waits for refs, erases and unmaps `id`. Takes mu_.
   void End(uint64_t id);
 

@@ -333,12 +333,12 @@ void FaultSpecToProto(const FaultSpec& spec, v1::FaultSpec* out) {
   }
 }
 
-void FaultToProto(const FaultInfo& info, absl::Time created, v1::Fault* out) {
+void FaultToProto(const FaultInfo& info, v1::Fault* out) {
   out->set_id(info.id);
   FaultSpecToProto(info.spec, out->mutable_spec());
   out->set_fired_count(info.fired);
   out->set_exhausted(info.exhausted);
-  out->set_created_unix_nanos(UnixNanos(created));
+  out->set_created_unix_nanos(UnixNanos(info.created));
 }
 
 }  // namespace daemon

@@ -47,7 +47,7 @@ absl::StatusOr<FaultSpec> FaultSpecFromProto(
     const v1::FaultSpec& spec, const std::vector<std::string>& regions,
     uint64_t random_seed);
 void FaultSpecToProto(const FaultSpec& spec, v1::FaultSpec* out);
-void FaultToProto(const FaultInfo& info, absl::Time created, v1::Fault* out);
+void FaultToProto(const FaultInfo& info, v1::Fault* out);
 
 }  // namespace daemon
 }  // namespace gpumig
