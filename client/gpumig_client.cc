@@ -28,7 +28,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "client/convert.h"
-#include "core/base/utf8.h"
+#include "common/utf8.h"
 #include "gpumig/v1/daemon.grpc.pb.h"
 #include "gpumig/v1/faults.grpc.pb.h"
 #include "gpumig/v1/fences.grpc.pb.h"

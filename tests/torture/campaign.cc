@@ -1,5 +1,4 @@
 #include "tests/torture/campaign.h"
-#include "tests/torture/campaign_shm.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -17,7 +16,9 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/json.h"
+#include "common/region_counters.h"
 #include "core/base/mutex.h"
+#include "tests/torture/campaign_shm.h"
 #include "tests/torture/pattern.h"
 #include "tests/torture/rng.h"
 #include "tests/torture/schedule.h"
@@ -1905,21 +1906,7 @@ void Campaign::CheckAccounting(client::Client* admin, CampaignResult* result) {
   for (const client::RegionInfo& r : result->regions_after) {
     for (const client::RegionInfo& b : baseline_regions_) {
       if (b.name != r.name) continue;
-      client::RegionCounters d;
-      d.evictions = r.counters.evictions - b.counters.evictions;
-      d.blits = r.counters.blits - b.counters.blits;
-      d.blit_failures = r.counters.blit_failures - b.counters.blit_failures;
-      d.fallback_copies =
-          r.counters.fallback_copies - b.counters.fallback_copies;
-      d.fallback_clears =
-          r.counters.fallback_clears - b.counters.fallback_clears;
-      d.unknown_state_marks =
-          r.counters.unknown_state_marks - b.counters.unknown_state_marks;
-      d.bytes_migrated_in =
-          r.counters.bytes_migrated_in - b.counters.bytes_migrated_in;
-      d.bytes_migrated_out =
-          r.counters.bytes_migrated_out - b.counters.bytes_migrated_out;
-      result->region_deltas[r.name] = d;
+      result->region_deltas[r.name] = r.counters - b.counters;
     }
   }
 }
@@ -2078,15 +2065,7 @@ Totals ComputeTotals(const CampaignResult& r) {
     if (absl::EndsWith(k, "/UNKNOWN_STATE")) t.unknown_outcomes += v;
     if (absl::EndsWith(k, "/FAILED")) t.failed_outcomes += v;
   }
-  for (const auto& [name, d] : r.region_deltas) {
-    t.daemon.evictions += d.evictions;
-    t.daemon.blits += d.blits;
-    t.daemon.blit_failures += d.blit_failures;
-    t.daemon.fallback_copies += d.fallback_copies;
-    t.daemon.fallback_clears += d.fallback_clears;
-    t.daemon.unknown_state_marks += d.unknown_state_marks;
-    t.daemon.bytes_migrated_in += d.bytes_migrated_in;
-  }
+  for (const auto& [name, d] : r.region_deltas) t.daemon += d;
   return t;
 }
 
