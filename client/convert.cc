@@ -114,6 +114,7 @@ RegionInfo FromProto(const pb::Region& p) {
   r.counters.blit_failures = c.blit_failures();
   r.counters.fallback_copies = c.fallback_copies();
   r.counters.fallback_clears = c.fallback_clears();
+  r.counters.fallback_device = c.fallback_device();
   r.counters.unknown_state_marks = c.unknown_state_marks();
   r.counters.bytes_migrated_in = c.bytes_migrated_in();
   r.counters.bytes_migrated_out = c.bytes_migrated_out();

@@ -47,6 +47,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "client/shared_buffer.h"
+#include "common/region_counters.h"
 
 namespace gpumig::client {
 
@@ -220,16 +221,9 @@ struct ChecksumResult {
   std::optional<uint64_t> checksum;
 };
 
-struct RegionCounters {
-  uint64_t evictions = 0;
-  uint64_t blits = 0;
-  uint64_t blit_failures = 0;
-  uint64_t fallback_copies = 0;
-  uint64_t fallback_clears = 0;
-  uint64_t unknown_state_marks = 0;
-  uint64_t bytes_migrated_in = 0;
-  uint64_t bytes_migrated_out = 0;
-};
+// A region's cumulative counters (gpumig.v1.RegionCounters): the one struct
+// of common/region_counters.h, which the daemon fills too.
+using RegionCounters = ::gpumig::RegionCounters;
 
 // A memory region and its occupancy (gpumig.v1.Region).
 struct RegionInfo {

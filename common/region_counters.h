@@ -70,6 +70,12 @@ inline RegionCounters operator-(const RegionCounters& a,
   return d;
 }
 
+// a += b, field by field (a total over regions or campaigns).
+inline RegionCounters& operator+=(RegionCounters& a, const RegionCounters& b) {
+  ForEachRegionCounter([](uint64_t& x, uint64_t y) { x += y; }, a, b);
+  return a;
+}
+
 inline bool operator==(const RegionCounters& a, const RegionCounters& b) {
   bool equal = true;
   ForEachRegionCounter([&](uint64_t x, uint64_t y) { equal &= x == y; }, a, b);

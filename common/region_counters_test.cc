@@ -45,7 +45,7 @@ TEST(RegionCountersTest, LiveCountersSnapshotFieldByField) {
   EXPECT_EQ(snap, want);
 }
 
-TEST(RegionCountersTest, DifferenceAndEquality) {
+TEST(RegionCountersTest, DifferenceSumAndEquality) {
   const RegionCounters later = Numbered();
   RegionCounters earlier;
   earlier.evictions = 1;
@@ -56,6 +56,9 @@ TEST(RegionCountersTest, DifferenceAndEquality) {
   EXPECT_EQ(d.bytes_migrated_in, 3u);
   EXPECT_EQ(later - RegionCounters{}, later);
   EXPECT_NE(d, later);
+  RegionCounters total = d;
+  total += earlier;
+  EXPECT_EQ(total, later);
 }
 
 }  // namespace

@@ -1,5 +1,4 @@
 #include "tests/torture/campaign.h"
-#include "tests/torture/campaign_shm.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -16,7 +15,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/json.h"
+#include "common/region_counters.h"
 #include "core/base/mutex.h"
+#include "tests/torture/campaign_shm.h"
 #include "tests/torture/pattern.h"
 #include "tests/torture/rng.h"
 #include "tests/torture/schedule.h"
@@ -1904,21 +1906,7 @@ void Campaign::CheckAccounting(client::Client* admin, CampaignResult* result) {
   for (const client::RegionInfo& r : result->regions_after) {
     for (const client::RegionInfo& b : baseline_regions_) {
       if (b.name != r.name) continue;
-      client::RegionCounters d;
-      d.evictions = r.counters.evictions - b.counters.evictions;
-      d.blits = r.counters.blits - b.counters.blits;
-      d.blit_failures = r.counters.blit_failures - b.counters.blit_failures;
-      d.fallback_copies =
-          r.counters.fallback_copies - b.counters.fallback_copies;
-      d.fallback_clears =
-          r.counters.fallback_clears - b.counters.fallback_clears;
-      d.unknown_state_marks =
-          r.counters.unknown_state_marks - b.counters.unknown_state_marks;
-      d.bytes_migrated_in =
-          r.counters.bytes_migrated_in - b.counters.bytes_migrated_in;
-      d.bytes_migrated_out =
-          r.counters.bytes_migrated_out - b.counters.bytes_migrated_out;
-      result->region_deltas[r.name] = d;
+      result->region_deltas[r.name] = r.counters - b.counters;
     }
   }
 }
@@ -2046,34 +2034,10 @@ uint64_t Sum(const std::map<std::string, uint64_t>& m) {
   return n;
 }
 
-std::string JsonString(absl::string_view s) {
-  std::string out = "\"";
-  for (char ch : s) {
-    switch (ch) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      default:
-        if (static_cast<unsigned char>(ch) < 0x20) {
-          absl::StrAppendFormat(&out, "\\u%04x", ch);
-        } else {
-          out += ch;
-        }
-    }
-  }
-  return out + "\"";
-}
-
 std::string JsonCounts(const std::map<std::string, uint64_t>& m) {
   std::vector<std::string> parts;
   for (const auto& [k, v] : m)
-    parts.push_back(JsonString(k) + ":" + absl::StrCat(v));
+    parts.push_back(JsonQuote(k) + ":" + absl::StrCat(v));
   return "{" + absl::StrJoin(parts, ",") + "}";
 }
 
@@ -2101,15 +2065,7 @@ Totals ComputeTotals(const CampaignResult& r) {
     if (absl::EndsWith(k, "/UNKNOWN_STATE")) t.unknown_outcomes += v;
     if (absl::EndsWith(k, "/FAILED")) t.failed_outcomes += v;
   }
-  for (const auto& [name, d] : r.region_deltas) {
-    t.daemon.evictions += d.evictions;
-    t.daemon.blits += d.blits;
-    t.daemon.blit_failures += d.blit_failures;
-    t.daemon.fallback_copies += d.fallback_copies;
-    t.daemon.fallback_clears += d.fallback_clears;
-    t.daemon.unknown_state_marks += d.unknown_state_marks;
-    t.daemon.bytes_migrated_in += d.bytes_migrated_in;
-  }
+  for (const auto& [name, d] : r.region_deltas) t.daemon += d;
   return t;
 }
 
@@ -2193,10 +2149,10 @@ std::string FormatSummaryJson(const CampaignResult& r) {
   const double secs = std::max(absl::ToDoubleSeconds(r.elapsed), 1e-9);
   std::vector<std::string> f;
   auto kv = [&](absl::string_view k, const std::string& v) {
-    f.push_back(JsonString(k) + ":" + v);
+    f.push_back(JsonQuote(k) + ":" + v);
   };
   kv("seed", absl::StrCat(r.seed));
-  kv("target", JsonString(r.target));
+  kv("target", JsonQuote(r.target));
   kv("clients", absl::StrCat(r.clients));
   kv("elapsed_s", absl::StrFormat("%.3f", secs));
   kv("ops", absl::StrCat(s.ops));
@@ -2234,14 +2190,14 @@ std::string FormatSummaryJson(const CampaignResult& r) {
   kv("watch_events", JsonCounts(s.events));
   kv("unavailable", r.unavailable ? "true" : "false");
   if (r.unavailable) {
-    kv("unavailable_message", JsonString(r.unavailable_message));
+    kv("unavailable_message", JsonQuote(r.unavailable_message));
     kv("unavailable_at_s",
        absl::StrFormat("%.3f", absl::ToDoubleSeconds(r.unavailable_at)));
     kv("unavailable_to_exit_s",
        absl::StrFormat("%.3f", absl::ToDoubleSeconds(r.unavailable_to_exit)));
   }
   kv("accounting",
-     JsonString(r.accounting_checked ? r.accounting : "not checked"));
+     JsonQuote(r.accounting_checked ? r.accounting : "not checked"));
   kv("violations", absl::StrCat(r.violations));
   kv("violation_counts", JsonCounts(r.violation_counts));
   kv("known_issue_counts", JsonCounts(r.known_counts));
@@ -2250,8 +2206,8 @@ std::string FormatSummaryJson(const CampaignResult& r) {
     vs.push_back(absl::StrFormat(
         "{\"at_s\":%.3f,\"check\":%s,\"key\":%s,\"known\":%s,"
         "\"what\":%s}",
-        absl::ToDoubleSeconds(v.at), JsonString(v.check), JsonString(v.key),
-        v.known ? "true" : "false", JsonString(v.what)));
+        absl::ToDoubleSeconds(v.at), JsonQuote(v.check), JsonQuote(v.key),
+        v.known ? "true" : "false", JsonQuote(v.what)));
   }
   kv("violation_list", "[" + absl::StrJoin(vs, ",") + "]");
   return "{" + absl::StrJoin(f, ",") + "}";

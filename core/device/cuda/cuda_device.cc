@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "common/bytes.h"
 #include "core/base/mutex.h"
 #include "core/device/cuda/cuda_copy_engine.h"
 #include "core/device/cuda/cuda_helpers.h"
@@ -33,7 +34,6 @@ using cuda_internal::CudaCopyEngine;
 using cuda_internal::CudaMemory;
 using cuda_internal::CudaResult;
 using cuda_internal::CudaStatus;
-using cuda_internal::HumanBytes;
 using cuda_internal::Piece;
 using cuda_internal::ScopedCudaDevice;
 
@@ -243,7 +243,7 @@ namespace {
 absl::Status AllocationError(absl::string_view call, absl::string_view pool,
                              uint64_t bytes, cudaError_t e) {
   const std::string what =
-      absl::StrCat(call, "(", pool, ", ", HumanBytes(bytes), ")");
+      absl::StrCat(call, "(", pool, ", ", FormatBytesExact(bytes), ")");
   if (e == cudaErrorMemoryAllocation) {
     return absl::ResourceExhaustedError(
         absl::StrCat(what, ": ", cudaGetErrorString(e)));
@@ -358,9 +358,9 @@ absl::StatusOr<std::unique_ptr<CudaDevice>> CudaDevice::Create(
       "cuda device ", ordinal, ": ", prop.name, " (sm_", prop.major, prop.minor,
       ", ",
       absl::StrFormat("%.1f GiB", prop.totalGlobalMem / double(1ull << 30)),
-      "), ", config.lmem_name, " ", HumanBytes(config.lmem_bytes),
+      "), ", config.lmem_name, " ", FormatBytesExact(config.lmem_bytes),
       " device memory (no CPU aperture), ", config.smem_name, " ",
-      HumanBytes(config.smem_bytes), " pinned host memory");
+      FormatBytesExact(config.smem_bytes), " pinned host memory");
   return std::unique_ptr<CudaDevice>(new CudaDevice(std::move(impl)));
 }
 

@@ -11,17 +11,6 @@ absl::Status CudaStatus(absl::string_view call, cudaError_t error) {
                                           ": ", cudaGetErrorString(error)));
 }
 
-std::string HumanBytes(uint64_t bytes) {
-  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int unit = 0;
-  uint64_t v = bytes;
-  while (unit < 4 && v >= 1024 && v % 1024 == 0) {
-    v /= 1024;
-    ++unit;
-  }
-  return absl::StrCat(v, " ", kUnits[unit]);
-}
-
 ScopedCudaDevice::ScopedCudaDevice(int ordinal) {
   if (cudaGetDevice(&previous_) != cudaSuccess) previous_ = -1;
   status_ = previous_ == ordinal ? cudaSuccess : cudaSetDevice(ordinal);

@@ -27,9 +27,6 @@ namespace cuda_internal {
 // INTERNAL "<call>: <CUDA error name>: <text>".
 absl::Status CudaStatus(absl::string_view call, cudaError_t error);
 
-// "8 MiB", "4 KiB", "1000 B": the largest binary unit that divides `bytes`.
-std::string HumanBytes(uint64_t bytes);
-
 // Makes `ordinal` the calling thread's current device; restores the previous
 // one on destruction (CUDA's current device is per thread).
 class ScopedCudaDevice {
