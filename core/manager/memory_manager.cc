@@ -510,6 +510,29 @@ absl::StatusOr<ObjectInfo> MemoryManager::GetObject(const Principal& who,
   return InfoOf(**obj);
 }
 
+std::vector<absl::StatusOr<ObjectInfo>> MemoryManager::GetObjects(
+    const Principal& who, absl::Span<const uint64_t> ids) {
+  std::vector<absl::StatusOr<BufferObjectRef>> found;
+  found.reserve(ids.size());
+  if (absl::Status s = CheckLive(); !s.ok()) {
+    return std::vector<absl::StatusOr<ObjectInfo>>(ids.size(), s);
+  }
+  {
+    MutexLock lock(&mu_);
+    for (uint64_t id : ids) found.push_back(LookupLocked(who, id, false));
+  }
+  std::vector<absl::StatusOr<ObjectInfo>> out;
+  out.reserve(ids.size());
+  for (const absl::StatusOr<BufferObjectRef>& o : found) {
+    if (o.ok()) {
+      out.push_back(InfoOf(**o));
+    } else {
+      out.push_back(o.status());
+    }
+  }
+  return out;
+}
+
 std::vector<ObjectInfo> MemoryManager::ListObjects(const Principal& who,
                                                    bool all) {
   std::vector<BufferObjectRef> objs;

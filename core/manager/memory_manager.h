@@ -146,6 +146,10 @@ class MemoryManager {
   // Drops the object; its memory returns once in-flight blits finish.
   absl::Status DestroyObject(const Principal& who, uint64_t id);
   absl::StatusOr<ObjectInfo> GetObject(const Principal& who, uint64_t id);
+  // GetObject for each id, with one hold of the manager lock (a batch's
+  // reply); entry i is what GetObject(who, ids[i]) would return.
+  std::vector<absl::StatusOr<ObjectInfo>> GetObjects(
+      const Principal& who, absl::Span<const uint64_t> ids);
   // The caller's objects (every object for an admin with `all`), by id.
   std::vector<ObjectInfo> ListObjects(const Principal& who, bool all);
 

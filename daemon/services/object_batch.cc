@@ -52,6 +52,17 @@ absl::Status Finish(RpcEnv* env, grpc::ServerContext* ctx, const Principal& who,
                     bool with_object, v1::BatchResponse* resp) {
   resp->set_fence_id(r.array_fence_id);
   uint32_t ok = 0;
+  // CreateBatch: every new object described under one lock hold.
+  std::vector<absl::StatusOr<ObjectInfo>> infos;
+  if (with_object) {
+    std::vector<uint64_t> ids;
+    ids.reserve(r.entries.size());
+    for (const MemoryManager::BatchEntry& e : r.entries) {
+      if (e.status.ok()) ids.push_back(e.object_id);
+    }
+    infos = env->manager().GetObjects(who, ids);
+  }
+  size_t next_info = 0;
   resp->mutable_results()->Reserve(static_cast<int>(r.entries.size()));
   for (const MemoryManager::BatchEntry& e : r.entries) {
     v1::BatchResult* out = resp->add_results();
@@ -65,8 +76,7 @@ absl::Status Finish(RpcEnv* env, grpc::ServerContext* ctx, const Principal& who,
     out->set_handle(FormatHandle(e.object_id));
     out->set_fence_id(e.fence_id);
     if (with_object) {
-      absl::StatusOr<ObjectInfo> info =
-          env->manager().GetObject(who, e.object_id);
+      const absl::StatusOr<ObjectInfo>& info = infos[next_info++];
       if (info.ok()) ObjectToProto(*info, out->mutable_object());
     }
   }
