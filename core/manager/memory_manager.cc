@@ -737,28 +737,37 @@ absl::StatusOr<uint64_t> MemoryManager::ExecFill(const Principal& who,
   return (*f)->id();
 }
 
-absl::StatusOr<FenceRef> MemoryManager::ExecFillLocked(const Principal& who,
-                                                       uint64_t id,
-                                                       uint64_t offset,
-                                                       uint64_t length,
-                                                       uint8_t value) {
+absl::StatusOr<FenceRef> MemoryManager::ExecOnObjectLocked(
+    const Principal& who, uint64_t id, uint64_t offset, uint64_t length,
+    absl::string_view what, bool touch,
+    absl::FunctionRef<FenceRef(SgTableRef, CopyEngine::Deps)> submit) {
   absl::StatusOr<BufferObjectRef> found = LookupLocked(who, id, true);
   if (!found.ok()) return found.status();
   const BufferObjectRef& obj = *found;
   if (absl::Status s = obj->CheckAccess(); !s.ok()) return s;
-  if (absl::Status s = CheckRange(obj->size(), offset, length, "fill");
-      !s.ok()) {
+  if (absl::Status s = CheckRange(obj->size(), offset, length, what); !s.ok()) {
     return s;
   }
   MutexLock io(obj->io_mu());
   CopyEngine::Deps deps;
   AddMoveDep(*obj, &deps);
-  SgTableRef sg = obj->sg();
-  FenceRef f =
-      device_->engine().Fill(sg, offset, length, value, std::move(deps));
+  FenceRef f = submit(obj->sg(), std::move(deps));
   RegisterExec(f, *obj, nullptr);
-  PlacedLocked(*obj);
+  if (touch) PlacedLocked(*obj);
   return f;
+}
+
+absl::StatusOr<FenceRef> MemoryManager::ExecFillLocked(const Principal& who,
+                                                       uint64_t id,
+                                                       uint64_t offset,
+                                                       uint64_t length,
+                                                       uint8_t value) {
+  return ExecOnObjectLocked(who, id, offset, length, "fill", /*touch=*/true,
+                            [&](SgTableRef sg, CopyEngine::Deps deps) {
+                              return device_->engine().Fill(
+                                  std::move(sg), offset, length, value,
+                                  std::move(deps));
+                            });
 }
 
 absl::StatusOr<uint64_t> MemoryManager::ExecCopy(const Principal& who,
@@ -820,22 +829,12 @@ absl::StatusOr<FenceRef> MemoryManager::ExecCopyLocked(
 absl::StatusOr<FenceRef> MemoryManager::ExecChecksumLocked(
     const Principal& who, uint64_t id, uint64_t offset, uint64_t length,
     std::shared_ptr<uint64_t> result) {
-  absl::StatusOr<BufferObjectRef> found = LookupLocked(who, id, true);
-  if (!found.ok()) return found.status();
-  const BufferObjectRef& obj = *found;
-  if (absl::Status s = obj->CheckAccess(); !s.ok()) return s;
-  if (absl::Status s = CheckRange(obj->size(), offset, length, "checksum");
-      !s.ok()) {
-    return s;
-  }
-  MutexLock io(obj->io_mu());
-  CopyEngine::Deps deps;
-  AddMoveDep(*obj, &deps);
-  SgTableRef sg = obj->sg();
-  FenceRef f = device_->engine().Checksum(sg, offset, length, std::move(result),
-                                          std::move(deps));
-  RegisterExec(f, *obj, nullptr);
-  return f;
+  return ExecOnObjectLocked(
+      who, id, offset, length, "checksum", /*touch=*/false,
+      [&](SgTableRef sg, CopyEngine::Deps deps) {
+        return device_->engine().Checksum(std::move(sg), offset, length,
+                                          std::move(result), std::move(deps));
+      });
 }
 
 absl::StatusOr<MemoryManager::ChecksumResult> MemoryManager::ExecChecksum(

@@ -41,6 +41,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -358,6 +359,16 @@ class MemoryManager {
   absl::StatusOr<CreateResult> CreateLocked(
       const Principal& who, const CreateRequest& request,
       const std::vector<Region*>& placements)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A one-object Exec command once mu_ is held: looks the object up for
+  // content (NOT_FOUND, PERMISSION_DENIED, DATA_LOSS), checks the range
+  // (INVALID_ARGUMENT naming `what`), then, under its io_mu(), calls
+  // `submit` with its table and the move it must await, and registers the
+  // fence. `touch`: the command counts as a use (LRU).
+  absl::StatusOr<FenceRef> ExecOnObjectLocked(
+      const Principal& who, uint64_t id, uint64_t offset, uint64_t length,
+      absl::string_view what, bool touch,
+      absl::FunctionRef<FenceRef(SgTableRef, CopyEngine::Deps)> submit)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The Exec commands' bodies once mu_ is held; each returns the fence.
   absl::StatusOr<FenceRef> ExecFillLocked(const Principal& who, uint64_t id,

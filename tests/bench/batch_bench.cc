@@ -30,7 +30,6 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "core/device/sim_device.h"
 #include "core/fence/fence.h"
 #include "core/fence/fence_array.h"
 #include "core/manager/memory_manager.h"
@@ -38,6 +37,7 @@
 #include "gpumig/v1/objects.grpc.pb.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
+#include "tests/bench/bench_manager.h"
 
 ABSL_FLAG(double, seconds, 0.5, "minimum measuring time per row");
 ABSL_FLAG(std::string, gpumigd, "", "gpumigd binary (default: runfiles)");
@@ -120,17 +120,7 @@ Row MeasureRow(const std::string& name, int per_call, pid_t daemon, Op op) {
 }
 
 std::unique_ptr<MemoryManager> MakeManager() {
-  auto faults = std::make_unique<FaultInjector>();
-  SimDeviceConfig config;
-  config.regions.push_back(
-      {"lmem", RegionKind::kLmem, 256ull << 20, 64ull << 20});
-  config.regions.push_back({"smem", RegionKind::kSmem, 1ull << 30, 1ull << 30});
-  auto device = SimDevice::Create(std::move(config), faults.get());
-  if (!device.ok()) Die(device.status().ToString());
-  ManagerOptions options;
-  options.fence_history = 1 << 16;
-  auto mm = MemoryManager::Create(std::move(faults), *std::move(device),
-                                  std::move(options));
+  absl::StatusOr<std::unique_ptr<MemoryManager>> mm = bench::MakeBenchManager();
   if (!mm.ok()) Die(mm.status().ToString());
   return *std::move(mm);
 }

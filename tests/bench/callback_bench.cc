@@ -39,7 +39,6 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "core/device/sim_device.h"
 #include "core/manager/memory_manager.h"
 #include "gpumig/v1/daemon.grpc.pb.h"
 #include "gpumig/v1/objects.grpc.pb.h"
@@ -48,6 +47,7 @@
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
+#include "tests/bench/bench_manager.h"
 
 ABSL_FLAG(double, seconds, 1.0, "measuring time per row");
 ABSL_FLAG(std::string, threads, "1,8", "client thread counts");
@@ -67,17 +67,7 @@ namespace v1 = ::gpumig::v1;
 }
 
 std::unique_ptr<MemoryManager> MakeManager() {
-  auto faults = std::make_unique<FaultInjector>();
-  SimDeviceConfig config;
-  config.regions.push_back(
-      {"lmem", RegionKind::kLmem, 256ull << 20, 64ull << 20});
-  config.regions.push_back({"smem", RegionKind::kSmem, 1ull << 30, 1ull << 30});
-  auto device = SimDevice::Create(std::move(config), faults.get());
-  if (!device.ok()) Die(device.status().ToString());
-  ManagerOptions options;
-  options.fence_history = 1 << 16;
-  auto mm = MemoryManager::Create(std::move(faults), *std::move(device),
-                                  std::move(options));
+  absl::StatusOr<std::unique_ptr<MemoryManager>> mm = bench::MakeBenchManager();
   if (!mm.ok()) Die(mm.status().ToString());
   return *std::move(mm);
 }
