@@ -1,6 +1,5 @@
 #include "daemon/daemon.h"
 
-#include <grp.h>
 #include <systemd/sd-daemon.h>
 
 #include <algorithm>
@@ -10,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "daemon/auth/identity.h"
 #include "daemon/device_factory.h"
 #include "daemon/log.h"
 #include "daemon/metrics/manager_snapshot.h"
@@ -74,6 +74,7 @@ absl::Status Daemon::Init() {
   options.fence_history = config_.fence_history;
   options.default_quota = config_.default_quota;
   options.quotas = config_.quotas;
+  options.page_bytes = kPageBytes;  // The API's page (GetInfo's page_bytes).
   options.quotas[kSelfTestPrincipal] = 0;  // The self-test is not quota-bound.
   absl::StatusOr<std::unique_ptr<MemoryManager>> manager =
       MemoryManager::Create(std::move(faults), *std::move(device),
@@ -111,14 +112,21 @@ absl::Status Daemon::Init() {
     limits.max_buffers_per_principal = config_.shm_max_buffers_per_principal;
     limits.max_bytes_per_principal = config_.shm_max_bytes_per_principal;
     limits.max_total_bytes = config_.shm_max_total_bytes;
-    shm_registry_ = std::make_unique<shm::SharedBufferRegistry>(limits);
+    shm_registry_ = std::make_unique<shm::SharedBufferRegistry>(
+        limits, SharedBufferPinHooks(manager_->device()));
     env_->set_shared_buffers(shm_registry_.get(), config_.shm_socket_path);
     shm_server_ =
         std::make_unique<shm::RegistrationServer>(shm_registry_.get());
     gid_t gid = static_cast<gid_t>(-1);
     if (!config_.socket_group.empty()) {
-      struct group* g = getgrnam(config_.socket_group.c_str());
-      if (g != nullptr) gid = g->gr_gid;
+      // The same lookup as the gRPC socket's: never a silent fallback.
+      absl::StatusOr<gid_t> g = LookupGroup(config_.socket_group);
+      if (!g.ok()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "listeners.unix_socket.group: ", g.status().message(),
+            " (for the shared-buffer socket ", config_.shm_socket_path, ")"));
+      }
+      gid = *g;
     }
     absl::Status s =
         shm_server_->Start(config_.shm_socket_path, config_.socket_mode, gid);

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/device/cuda/cuda_device.h"
+#include "core/device/cuda/cuda_host_pin.h"
 #include "core/device/sim_device.h"
 
 namespace gpumig {
@@ -55,6 +56,13 @@ absl::StatusOr<std::unique_ptr<Device>> MakeDevice(const Config& config,
   }
   return absl::InvalidArgumentError(
       absl::StrCat("backend: unknown backend \"", config.backend, "\""));
+}
+
+shm::ShmPinHooks SharedBufferPinHooks(Device& device) {
+  if (auto* cuda = dynamic_cast<CudaDevice*>(&device); cuda != nullptr) {
+    return CudaShmPinHooks(cuda->device_ordinal());
+  }
+  return {};
 }
 
 }  // namespace daemon

@@ -9,6 +9,7 @@
 #include "absl/status/statusor.h"
 #include "core/device/device.h"
 #include "core/fault/fault_injector.h"
+#include "core/shm/shared_buffer_registry.h"
 #include "daemon/config/config.h"
 
 namespace gpumig {
@@ -19,6 +20,10 @@ namespace daemon {
 // regions the backend refuses; INTERNAL if its memory cannot be set up.
 absl::StatusOr<std::unique_ptr<Device>> MakeDevice(const Config& config,
                                                    FaultInjector* faults);
+
+// The shared-buffer registry's pin hooks for `device`: a CudaDevice pins
+// each buffer once (cudaHostRegister, cuda_host_pin.h); other backends none.
+shm::ShmPinHooks SharedBufferPinHooks(Device& device);
 
 }  // namespace daemon
 }  // namespace gpumig

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/base/mutex.h"
+#include "core/base/utf8.h"
 
 namespace gpumig {
 namespace {
@@ -18,16 +19,37 @@ absl::Status PermissionDenied() {
   return absl::PermissionDeniedError("permission denied");
 }
 
-// A range [offset, offset + length) inside an object of `size` bytes,
-// without overflow.
-absl::Status CheckRange(uint64_t size, uint64_t offset, uint64_t length,
-                        absl::string_view what) {
-  if (offset > size || length > size - offset) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, " range [", offset, ", +", length,
-                     ") lies outside the object (", size, " bytes)"));
+// INVALID_ARGUMENT "<field>: <problem>", the form every refusal of a
+// malformed request takes (docs/api.md, "Errors").
+absl::Status FieldError(absl::string_view field, absl::string_view problem) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", problem));
+}
+
+// [offset, offset + length) inside an object of `size` bytes, without
+// overflow. OUT_OF_RANGE naming `field` otherwise.
+absl::Status CheckRange(absl::string_view field, uint64_t size, uint64_t offset,
+                        uint64_t length) {
+  if (offset > size) {
+    return absl::OutOfRangeError(absl::StrCat(field, ": offset ", offset,
+                                              " is beyond the object's ", size,
+                                              " bytes"));
+  }
+  if (length > size - offset) {
+    return absl::OutOfRangeError(
+        absl::StrCat(field, ": [", offset, ", +", length,
+                     ") is beyond the object's ", size, " bytes"));
   }
   return absl::OkStatus();
+}
+
+// As CheckRange, `length` 0 meaning "to the end": the resolved length.
+absl::StatusOr<uint64_t> ResolveLength(absl::string_view field, uint64_t size,
+                                       uint64_t offset, uint64_t length) {
+  if (length == 0 && offset <= size) return size - offset;
+  if (absl::Status s = CheckRange(field, size, offset, length); !s.ok()) {
+    return s;
+  }
+  return length;
 }
 
 uint64_t FenceId(const FenceRef& f) { return f == nullptr ? 0 : f->id(); }
@@ -132,22 +154,63 @@ absl::StatusOr<std::vector<Region*>> MemoryManager::ResolvePlacements(
   std::vector<Region*> out;
   if (names.empty()) return device_->regions();
   absl::flat_hash_set<std::string> seen;
-  for (const std::string& name : names) {
+  for (size_t i = 0; i < names.size(); ++i) {
+    const std::string& name = names[i];
+    const std::string field = absl::StrCat("placements[", i, "]");
     if (!seen.insert(name).second) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("placements: region \"", name, "\" is listed twice"));
+      return FieldError(field,
+                        absl::StrCat("region \"", name, "\" is listed twice"));
     }
     absl::StatusOr<Region*> r = device_->FindRegion(name);
     if (!r.ok()) {
       std::vector<std::string> known;
       for (Region* region : device_->regions()) known.push_back(region->name());
-      return absl::InvalidArgumentError(
-          absl::StrCat("placements: unknown region \"", name,
-                       "\" (regions: ", absl::StrJoin(known, ", "), ")"));
+      return FieldError(field,
+                        absl::StrCat("unknown region \"", name, "\" (regions: ",
+                                     absl::StrJoin(known, ", "), ")"));
     }
     out.push_back(*r);
   }
   return out;
+}
+
+absl::StatusOr<std::vector<Region*>> MemoryManager::ValidateCreate(
+    const CreateRequest& request) const {
+  if (request.size == 0)
+    return FieldError("size_bytes", "must be greater than 0");
+  if (options_.page_bytes != 0 && request.size % options_.page_bytes != 0) {
+    return FieldError("size_bytes",
+                      absl::StrCat(request.size, " is not a multiple of ",
+                                   options_.page_bytes));
+  }
+  if (request.size > max_object_size_) {
+    return FieldError("size_bytes",
+                      absl::StrCat(request.size,
+                                   " is larger than the largest allowed "
+                                   "object (",
+                                   max_object_size_, " bytes)"));
+  }
+  absl::StatusOr<std::vector<Region*>> placements =
+      ResolvePlacements(request.placements);
+  if (!placements.ok()) return placements.status();
+  if (request.require_cpu_access) {
+    for (const Region* r : *placements) {
+      if (r->kind() == RegionKind::kLmem && request.size > r->aperture()) {
+        return FieldError(
+            "size_bytes",
+            absl::StrCat(request.size,
+                         " bytes with require_cpu_access exceeds the CPU "
+                         "aperture of ",
+                         r->name(), " (", r->aperture(), " bytes)"));
+      }
+    }
+  }
+  if (request.label.size() > kMaxLabelBytes) {
+    return FieldError("label",
+                      absl::StrCat("longer than ", kMaxLabelBytes, " bytes"));
+  }
+  if (!IsUtf8(request.label)) return FieldError("label", "not valid UTF-8");
+  return placements;
 }
 
 bool MemoryManager::CpuPlacementFor(const BufferObject& obj,
@@ -317,17 +380,7 @@ void MemoryManager::EvictForBatchLocked(Region* region, uint64_t need,
 absl::StatusOr<MemoryManager::CreateResult> MemoryManager::CreateObject(
     const Principal& who, const CreateRequest& request) {
   if (absl::Status s = CheckLive(); !s.ok()) return s;
-  if (request.size == 0) {
-    return absl::InvalidArgumentError("size_bytes must be greater than 0");
-  }
-  if (request.size > max_object_size_) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("size_bytes ", request.size,
-                     " is larger than the largest allowed object (",
-                     max_object_size_, " bytes)"));
-  }
-  absl::StatusOr<std::vector<Region*>> placements =
-      ResolvePlacements(request.placements);
+  absl::StatusOr<std::vector<Region*>> placements = ValidateCreate(request);
   if (!placements.ok()) return placements.status();
 
   // Reserve the quota first; everything after this returns it on failure.
@@ -578,12 +631,11 @@ absl::Status MemoryManager::LockForIo(const BufferObjectRef& obj,
 absl::Status MemoryManager::DoIo(const BufferObjectRef& obj, uint64_t offset,
                                  uint64_t length, const uint8_t* in,
                                  uint8_t* out, absl::Time deadline) {
-  if (absl::Status s = CheckRange(obj->size(), offset, length,
-                                  in != nullptr ? "write" : "read");
+  if (absl::Status s = obj->CheckAccess(); !s.ok()) return s;
+  if (absl::Status s = CheckRange("offset", obj->size(), offset, length);
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = obj->CheckAccess(); !s.ok()) return s;
   if (length == 0) return absl::OkStatus();
   if (absl::Status s = LockForIo(obj, deadline); !s.ok()) return s;
   // Held since LockForIo succeeded (see its comment on the analysis).
@@ -647,14 +699,26 @@ absl::Status MemoryManager::Read(const Principal& who, uint64_t id,
   return DoIo(*obj, offset, out.size(), nullptr, out.data(), deadline);
 }
 
+absl::StatusOr<uint64_t> MemoryManager::ResolveRange(const Principal& who,
+                                                     uint64_t id,
+                                                     uint64_t offset,
+                                                     uint64_t length) {
+  if (absl::Status s = CheckLive(); !s.ok()) return s;
+  absl::StatusOr<BufferObjectRef> obj = Lookup(who, id, true);
+  if (!obj.ok()) return obj.status();
+  if (absl::Status s = (*obj)->CheckAccess(); !s.ok()) return s;
+  return ResolveLength("offset", (*obj)->size(), offset, length);
+}
+
 absl::StatusOr<uint64_t> MemoryManager::Migrate(const Principal& who,
                                                 uint64_t id,
                                                 absl::string_view region) {
   if (absl::Status s = CheckLive(); !s.ok()) return s;
+  if (region.empty()) return FieldError("region", "required");
   absl::StatusOr<Region*> target = device_->FindRegion(region);
   if (!target.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("region: unknown region \"", region, "\""));
+    return FieldError("region",
+                      absl::StrCat("unknown region \"", region, "\""));
   }
   MutexLock lock(&mu_);
   return MigrateLocked(who, id, *target, nullptr, nullptr);
@@ -669,8 +733,9 @@ absl::StatusOr<uint64_t> MemoryManager::MigrateLocked(
   const BufferObjectRef& obj = *found;
   if (absl::Status s = obj->CheckAccess(); !s.ok()) return s;
   if (!obj->AllowedIn(target)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "region \"", region, "\" is not in the object's placement list"));
+    return FieldError("region",
+                      absl::StrCat("region \"", region,
+                                   "\" is not in the object's placement list"));
   }
   if (obj->region() == target) {
     if (fence != nullptr) *fence = obj->move_fence();
@@ -708,6 +773,9 @@ absl::StatusOr<int> MemoryManager::Pin(const Principal& who, uint64_t id) {
   absl::StatusOr<BufferObjectRef> obj = LookupLocked(who, id, true);
   if (!obj.ok()) return obj.status();
   if (absl::Status s = (*obj)->CheckAccess(); !s.ok()) return s;
+  if ((*obj)->pin_count() >= kMaxPinCount) {
+    return absl::ResourceExhaustedError("the pin count would overflow");
+  }
   const int count = (*obj)->Pin();
   if (Region* r = (*obj)->region()) r->LruRemove((*obj)->id());
   return count;
@@ -739,19 +807,21 @@ absl::StatusOr<uint64_t> MemoryManager::ExecFill(const Principal& who,
 
 absl::StatusOr<FenceRef> MemoryManager::ExecOnObjectLocked(
     const Principal& who, uint64_t id, uint64_t offset, uint64_t length,
-    absl::string_view what, bool touch,
-    absl::FunctionRef<FenceRef(SgTableRef, CopyEngine::Deps)> submit) {
+    bool touch,
+    absl::FunctionRef<FenceRef(SgTableRef, uint64_t, CopyEngine::Deps)>
+        submit) {
   absl::StatusOr<BufferObjectRef> found = LookupLocked(who, id, true);
   if (!found.ok()) return found.status();
   const BufferObjectRef& obj = *found;
   if (absl::Status s = obj->CheckAccess(); !s.ok()) return s;
-  if (absl::Status s = CheckRange(obj->size(), offset, length, what); !s.ok()) {
-    return s;
-  }
+  absl::StatusOr<uint64_t> n =
+      ResolveLength("offset", obj->size(), offset, length);
+  if (!n.ok()) return n.status();
+  length = *n;
   MutexLock io(obj->io_mu());
   CopyEngine::Deps deps;
   AddMoveDep(*obj, &deps);
-  FenceRef f = submit(obj->sg(), std::move(deps));
+  FenceRef f = submit(obj->sg(), length, std::move(deps));
   RegisterExec(f, *obj, nullptr);
   if (touch) PlacedLocked(*obj);
   return f;
@@ -762,10 +832,11 @@ absl::StatusOr<FenceRef> MemoryManager::ExecFillLocked(const Principal& who,
                                                        uint64_t offset,
                                                        uint64_t length,
                                                        uint8_t value) {
-  return ExecOnObjectLocked(who, id, offset, length, "fill", /*touch=*/true,
-                            [&](SgTableRef sg, CopyEngine::Deps deps) {
+  return ExecOnObjectLocked(who, id, offset, length, /*touch=*/true,
+                            [&](SgTableRef sg, uint64_t n,
+                                CopyEngine::Deps deps) {
                               return device_->engine().Fill(
-                                  std::move(sg), offset, length, value,
+                                  std::move(sg), offset, n, value,
                                   std::move(deps));
                             });
 }
@@ -793,20 +864,19 @@ absl::StatusOr<FenceRef> MemoryManager::ExecCopyLocked(
   for (const BufferObjectRef& o : {*s_obj, *d_obj}) {
     if (absl::Status s = o->CheckAccess(); !s.ok()) return s;
   }
-  if (absl::Status s =
-          CheckRange((*s_obj)->size(), src_offset, length, "copy source");
-      !s.ok()) {
-    return s;
-  }
-  if (absl::Status s =
-          CheckRange((*d_obj)->size(), dst_offset, length, "copy destination");
-      !s.ok()) {
-    return s;
+  absl::StatusOr<uint64_t> n =
+      ResolveLength("src_offset", (*s_obj)->size(), src_offset, length);
+  if (!n.ok()) return n.status();
+  length = *n;
+  if (dst_offset > (*d_obj)->size() || length > (*d_obj)->size() - dst_offset) {
+    return absl::OutOfRangeError(absl::StrCat(
+        "dst_offset: [", dst_offset, ", +", length,
+        ") is beyond the destination's ", (*d_obj)->size(), " bytes"));
   }
   if (src == dst && src_offset < dst_offset + length &&
       dst_offset < src_offset + length) {
-    return absl::InvalidArgumentError(
-        "copy source and destination ranges overlap");
+    return FieldError("copy",
+                      "source and destination ranges of one object overlap");
   }
   // Lock order: lower object id first.
   BufferObject* first = src <= dst ? s_obj->get() : d_obj->get();
@@ -830,9 +900,9 @@ absl::StatusOr<FenceRef> MemoryManager::ExecChecksumLocked(
     const Principal& who, uint64_t id, uint64_t offset, uint64_t length,
     std::shared_ptr<uint64_t> result) {
   return ExecOnObjectLocked(
-      who, id, offset, length, "checksum", /*touch=*/false,
-      [&](SgTableRef sg, CopyEngine::Deps deps) {
-        return device_->engine().Checksum(std::move(sg), offset, length,
+      who, id, offset, length, /*touch=*/false,
+      [&](SgTableRef sg, uint64_t n, CopyEngine::Deps deps) {
+        return device_->engine().Checksum(std::move(sg), offset, n,
                                           std::move(result), std::move(deps));
       });
 }
@@ -922,16 +992,7 @@ absl::StatusOr<RegionInfo> MemoryManager::GetRegion(absl::string_view name) {
       if (obj->unknown() && obj->region() == r) ++info.unknown_objects;
     }
   }
-  const RegionCounters& c = r->counters();
-  info.evictions = c.evictions.load();
-  info.blits = c.blits.load();
-  info.blit_failures = c.blit_failures.load();
-  info.fallback_copies = c.fallback_copies.load();
-  info.fallback_clears = c.fallback_clears.load();
-  info.fallback_device = c.fallback_device.load();
-  info.unknown_state_objects = c.unknown_state_objects.load();
-  info.bytes_migrated_in = c.bytes_migrated_in.load();
-  info.bytes_migrated_out = c.bytes_migrated_out.load();
+  static_cast<RegionCounters&>(info) = r->CountersSnapshot();
   info.eviction_timeline_seqno = r->eviction_timeline().last_seqno();
   info.last_eviction_fence_id = FenceId(r->eviction_timeline().last_fence());
   return info;

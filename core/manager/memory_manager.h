@@ -7,8 +7,12 @@
 // denied" and learns nothing else; admins may Get/List/Destroy any object
 // but content calls (Read, Write, Exec, Migrate, Pin) are owner-only.
 //
-// Status codes used throughout:
-//   INVALID_ARGUMENT    bad size, range, region name, placement list
+// Status codes used throughout (the daemon passes them on unchanged; they
+// are the codes docs/api.md promises, and messages name the request field
+// first, "<field>: <problem>"):
+//   INVALID_ARGUMENT    bad size, region name, placement list, label;
+//                       overlapping copy ranges of one object
+//   OUT_OF_RANGE        an offset/length beyond the object's size
 //   NOT_FOUND           no such object or fence
 //   PERMISSION_DENIED   another principal's object or fence
 //   RESOURCE_EXHAUSTED  no room even after eviction; quota
@@ -48,6 +52,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "common/region_counters.h"
 #include "core/device/device.h"
 #include "core/fault/fault_injector.h"
 #include "core/fence/fence_array.h"
@@ -64,6 +69,9 @@ struct ManagerOptions {
   uint64_t default_quota = 0;   // bytes per principal; 0 = unlimited
   absl::flat_hash_map<std::string, uint64_t> quotas;  // by principal name
   uint64_t max_object_size = 0;                       // 0 = the largest region
+  // Object sizes must be multiples of this (the API's page, 4096, in the
+  // daemon); 0 accepts any size (core tests use odd sizes).
+  uint64_t page_bytes = 0;
 };
 
 struct ObjectInfo {
@@ -85,7 +93,9 @@ struct ObjectInfo {
   bool cpu_accessible = false;
 };
 
-struct RegionInfo {
+// A region now: its configuration, occupancy and (inherited) cumulative
+// counters, common/region_counters.h.
+struct RegionInfo : RegionCounters {
   std::string name;
   RegionKind kind = RegionKind::kLmem;
   uint64_t size = 0;
@@ -93,10 +103,9 @@ struct RegionInfo {
   uint64_t chunk_size = 0;
   RegionUsage usage;
   uint64_t objects = 0;          // objects placed here
-  uint64_t unknown_objects = 0;  // of those, in unknown state now
-  uint64_t evictions = 0, blits = 0, blit_failures = 0, fallback_copies = 0,
-           fallback_clears = 0, fallback_device = 0, unknown_state_objects = 0,
-           bytes_migrated_in = 0, bytes_migrated_out = 0;
+  // Of those, in unknown state now (RegionCounters::unknown_state_marks
+  // counts every mark, and never drops).
+  uint64_t unknown_objects = 0;
   uint64_t eviction_timeline_seqno = 0;
   uint64_t last_eviction_fence_id = 0;
 };
@@ -104,7 +113,7 @@ struct RegionInfo {
 struct ManagerStats {
   uint64_t objects = 0;
   uint64_t object_bytes = 0;
-  uint64_t unknown_state_objects = 0;
+  uint64_t unknown_state_objects = 0;  // live objects in unknown state now
   uint64_t fences_created = 0;
   size_t fences_pending = 0;
   size_t fence_history = 0;
@@ -128,20 +137,31 @@ class MemoryManager {
   // Shuts the engine down, drains the failsafe works, drops every object.
   ~MemoryManager();
 
+  static constexpr size_t kMaxLabelBytes = 256;
+  static constexpr int kMaxPinCount = 0x7fffffff;
+
   struct CreateRequest {
     uint64_t size = 0;
-    std::vector<std::string> placements;  // preference order; empty = all
-    bool require_cpu_access = false;      // LMEM placement inside aperture
+    // Preference order; empty = all (the RPC requires a list: the proto has
+    // no spelling for "all").
+    std::vector<std::string> placements;
+    bool require_cpu_access = false;  // LMEM placement inside aperture
     bool pin = false;
-    std::string label;
+    std::string label;  // at most kMaxLabelBytes, UTF-8
   };
   struct CreateResult {
     uint64_t object_id = 0;
     uint64_t fence_id = 0;  // the creation clear's failsafe fence
   };
   // Allocates (evicting if needed) in the first placement with room and
-  // clears it; content reads as zeros. INVALID_ARGUMENT, RESOURCE_EXHAUSTED,
-  // ABORTED (the clear failed synchronously; nothing was created).
+  // clears it; content reads as zeros.
+  // INVALID_ARGUMENT: "size_bytes: ..." 0, not a multiple of
+  //   options.page_bytes, or over the largest allowed object (or, with
+  //   require_cpu_access, over the aperture of an LMEM placement);
+  //   "placements[i]: ..." a region listed twice or unknown; "label: ..."
+  //   over kMaxLabelBytes or not UTF-8. Nothing changes.
+  // RESOURCE_EXHAUSTED: no room even after eviction; the quota.
+  // ABORTED: the clear failed synchronously; nothing was created.
   absl::StatusOr<CreateResult> CreateObject(const Principal& who,
                                             const CreateRequest& request);
   // Drops the object; its memory returns once in-flight blits finish.
@@ -156,17 +176,25 @@ class MemoryManager {
 
   // Content IO. Waits (until `deadline`) for the object's pending moves and
   // Exec commands. Objects outside the CPU aperture go through the engine.
-  // INVALID_ARGUMENT: range outside the object. DATA_LOSS: unknown state.
+  // DATA_LOSS: unknown state. OUT_OF_RANGE "offset: ...": [offset, offset +
+  // size) not inside the object (checked without overflow).
   // ABORTED: the engine failed the transfer (a Read returned nothing, a Write
   // may have written part of the range); retry.
   absl::Status Write(const Principal& who, uint64_t id, uint64_t offset,
                      absl::Span<const uint8_t> data, absl::Time deadline);
   absl::Status Read(const Principal& who, uint64_t id, uint64_t offset,
                     absl::Span<uint8_t> out, absl::Time deadline);
+  // The length of [offset, offset + length) in the caller's object, `length`
+  // 0 meaning "to the end" (a streamed Read sizes itself with it).
+  // NOT_FOUND, PERMISSION_DENIED (not the owner, admins included),
+  // DATA_LOSS, OUT_OF_RANGE "offset: ...".
+  absl::StatusOr<uint64_t> ResolveRange(const Principal& who, uint64_t id,
+                                        uint64_t offset, uint64_t length);
 
   // Moves the object to `region` (must be in its placement list) and returns
   // the failsafe fence id at once. Already there: its current move fence.
-  // FAILED_PRECONDITION if pinned.
+  // INVALID_ARGUMENT "region: ..." empty, unknown, or not in the placement
+  // list. FAILED_PRECONDITION if pinned.
   absl::StatusOr<uint64_t> Migrate(const Principal& who, uint64_t id,
                                    absl::string_view region);
 
@@ -238,10 +266,16 @@ class MemoryManager {
                                         const std::vector<ExecEntry>& entries);
 
   // Returns the new pin count. Pinned objects are never evicted or moved.
+  // RESOURCE_EXHAUSTED: the count would pass kMaxPinCount.
   absl::StatusOr<int> Pin(const Principal& who, uint64_t id);
   absl::StatusOr<int> Unpin(const Principal& who, uint64_t id);
 
-  // GPU ops on the copy engine. Each returns the fence id at once.
+  // GPU ops on the copy engine. Each returns the fence id at once. A
+  // `length` of 0 means "to the end of the object" (of the source, for a
+  // copy). Checked in this order: NOT_FOUND / PERMISSION_DENIED for each
+  // object named, DATA_LOSS for an unknown-state one, OUT_OF_RANGE
+  // "<offset parameter>: ..." for each range, INVALID_ARGUMENT "copy: ..."
+  // for overlapping ranges of one object.
   absl::StatusOr<uint64_t> ExecFill(const Principal& who, uint64_t id,
                                     uint64_t offset, uint64_t length,
                                     uint8_t value);
@@ -315,6 +349,10 @@ class MemoryManager {
                      BatchResult* result);
   absl::StatusOr<std::vector<Region*>> ResolvePlacements(
       const std::vector<std::string>& names) const;
+  // Everything CreateObject refuses with INVALID_ARGUMENT, checked before
+  // anything changes; returns the resolved placements.
+  absl::StatusOr<std::vector<Region*>> ValidateCreate(
+      const CreateRequest& request) const;
   // Allocates in `region`, evicting LRU objects if needed.
   absl::StatusOr<SgTableRef> AllocateWithEviction(Region* region, uint64_t size,
                                                   bool cpu,
@@ -361,15 +399,16 @@ class MemoryManager {
       const std::vector<Region*>& placements)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A one-object Exec command once mu_ is held: looks the object up for
-  // content (NOT_FOUND, PERMISSION_DENIED, DATA_LOSS), checks the range
-  // (INVALID_ARGUMENT naming `what`), then, under its io_mu(), calls
-  // `submit` with its table and the move it must await, and registers the
-  // fence. `touch`: the command counts as a use (LRU).
+  // content (NOT_FOUND, PERMISSION_DENIED, DATA_LOSS), resolves the range
+  // (length 0: to the end; OUT_OF_RANGE), then, under its io_mu(), calls
+  // `submit` with its table, the resolved length and the move it must
+  // await, and registers the fence. `touch`: the command counts as a use
+  // (LRU).
   absl::StatusOr<FenceRef> ExecOnObjectLocked(
       const Principal& who, uint64_t id, uint64_t offset, uint64_t length,
-      absl::string_view what, bool touch,
-      absl::FunctionRef<FenceRef(SgTableRef, CopyEngine::Deps)> submit)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+      bool touch,
+      absl::FunctionRef<FenceRef(SgTableRef, uint64_t, CopyEngine::Deps)>
+          submit) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The Exec commands' bodies once mu_ is held; each returns the fence.
   absl::StatusOr<FenceRef> ExecFillLocked(const Principal& who, uint64_t id,
                                           uint64_t offset, uint64_t length,

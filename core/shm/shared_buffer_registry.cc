@@ -22,70 +22,6 @@
 namespace gpumig {
 namespace shm {
 
-absl::StatusCode ShmErrorCode(ShmError e) {
-  switch (e) {
-    case ShmError::kOk:
-      return absl::StatusCode::kOk;
-    case ShmError::kBadVersion:
-      return absl::StatusCode::kUnimplemented;
-    case ShmError::kMissingSealShrink:
-    case ShmError::kMissingSealGrow:
-    case ShmError::kMissingSealSeal:
-    case ShmError::kWriteSealed:
-    case ShmError::kNotReadWrite:
-      return absl::StatusCode::kFailedPrecondition;
-    case ShmError::kPrincipalBuffersExceeded:
-    case ShmError::kPrincipalBytesExceeded:
-    case ShmError::kTotalBytesExceeded:
-    case ShmError::kMapFailed:
-    case ShmError::kPinFailed:
-      return absl::StatusCode::kResourceExhausted;
-    case ShmError::kUnknownBuffer:
-      return absl::StatusCode::kNotFound;
-    case ShmError::kShuttingDown:
-      return absl::StatusCode::kUnavailable;
-    case ShmError::kSystemError:
-      return absl::StatusCode::kInternal;
-    default:
-      return absl::StatusCode::kInvalidArgument;
-  }
-}
-
-const char* ShmErrorName(ShmError e) {
-  static const char* const kNames[] = {
-      "OK",
-      "BAD_RECORD_SIZE",
-      "BAD_MAGIC",
-      "BAD_VERSION",
-      "BAD_OP",
-      "BAD_FIELDS",
-      "NO_FD",
-      "TOO_MANY_FDS",
-      "CONTROL_TRUNCATED",
-      "UNEXPECTED_FD",
-      "NOT_REGULAR_FILE",
-      "NOT_TMPFS",
-      "HUGETLBFS",
-      "MISSING_SEAL_SHRINK",
-      "MISSING_SEAL_GROW",
-      "MISSING_SEAL_SEAL",
-      "WRITE_SEALED",
-      "NOT_READ_WRITE",
-      "BAD_SIZE",
-      "SIZE_MISMATCH",
-      "PRINCIPAL_BUFFERS_EXCEEDED",
-      "PRINCIPAL_BYTES_EXCEEDED",
-      "TOTAL_BYTES_EXCEEDED",
-      "MAP_FAILED",
-      "PIN_FAILED",
-      "UNKNOWN_BUFFER",
-      "SHUTTING_DOWN",
-      "SYSTEM_ERROR",
-  };
-  auto i = static_cast<uint32_t>(e);
-  return i < sizeof(kNames) / sizeof(kNames[0]) ? kNames[i] : "UNKNOWN";
-}
-
 ShmError ValidateBufferFd(int fd, uint64_t declared_size) {
   struct stat st;
   if (fstat(fd, &st) != 0) return ShmError::kSystemError;
@@ -195,14 +131,21 @@ ShmError SharedBufferRegistry::Register(uint32_t uid, uint64_t conn, int fd,
   if (v != ShmError::kOk) return reject(v);
   {
     // Reserve against the limits before mapping.
+    // find(), not operator[]: a refusal must not leave an empty entry.
     MutexLock l(&mu_);
-    if (principal_count_[uid] + 1 > limits_.max_buffers_per_principal) {
+    auto count_it = principal_count_.find(uid);
+    auto bytes_it = principal_bytes_.find(uid);
+    const uint64_t count =
+        count_it == principal_count_.end() ? 0 : count_it->second;
+    const uint64_t bytes =
+        bytes_it == principal_bytes_.end() ? 0 : bytes_it->second;
+    if (count + 1 > limits_.max_buffers_per_principal) {
       ++stats_.rejections;
       close(fd);
       return ShmError::kPrincipalBuffersExceeded;
     }
     if (size > limits_.max_bytes_per_principal ||
-        principal_bytes_[uid] > limits_.max_bytes_per_principal - size) {
+        bytes > limits_.max_bytes_per_principal - size) {
       ++stats_.rejections;
       close(fd);
       return ShmError::kPrincipalBytesExceeded;
@@ -219,9 +162,7 @@ ShmError SharedBufferRegistry::Register(uint32_t uid, uint64_t conn, int fd,
   }
   auto unreserve = [&] {
     MutexLock l(&mu_);
-    principal_count_[uid] -= 1;
-    principal_bytes_[uid] -= size;
-    total_bytes_ -= size;
+    UnreserveLocked(uid, size);
     ++stats_.rejections;
   };
   void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -276,14 +217,23 @@ void SharedBufferRegistry::End(uint64_t id) {
   if (hooks_.unpin) hooks_.unpin(b.data, b.size);
   munmap(b.data, b.size);
   MutexLock l(&mu_);
-  principal_count_[b.uid] -= 1;
-  principal_bytes_[b.uid] -= b.size;
-  if (principal_count_[b.uid] == 0) {
-    principal_count_.erase(b.uid);
-    principal_bytes_.erase(b.uid);
-  }
-  total_bytes_ -= b.size;
+  UnreserveLocked(b.uid, b.size);
   ++stats_.unregistrations;
+}
+
+void SharedBufferRegistry::UnreserveLocked(uint32_t uid, uint64_t size) {
+  principal_count_[uid] -= 1;
+  principal_bytes_[uid] -= size;
+  if (principal_count_[uid] == 0) {
+    principal_count_.erase(uid);
+    principal_bytes_.erase(uid);
+  }
+  total_bytes_ -= size;
+}
+
+size_t SharedBufferRegistry::PrincipalEntriesForTest() const {
+  MutexLock l(&mu_);
+  return principal_count_.size() + principal_bytes_.size();
 }
 
 absl::StatusOr<BufferRef> SharedBufferRegistry::Acquire(uint32_t uid,

@@ -112,13 +112,8 @@ grpc::Status ObjectService::CreateBatch(grpc::ServerContext* ctx,
         std::vector<MemoryManager::CreateRequest> creates(req->entries_size());
         for (int i = 0; i < req->entries_size(); ++i) {
           const v1::CreateObjectRequest& e = req->entries(i);
-          if (e.size_bytes() == 0 || e.size_bytes() % kPageBytes != 0) {
-            return FieldError(Entry(i, "size_bytes"),
-                              e.size_bytes() == 0
-                                  ? std::string("must be greater than 0")
-                                  : absl::StrCat(e.size_bytes(),
-                                                 " is not a multiple of 4096"));
-          }
+          // The rest of the entry is the manager's to check; an empty
+          // list would mean "every region" there (see Create).
           if (e.placements().empty()) {
             return FieldError(Entry(i, "placements"),
                               "required: at least one region name");

@@ -36,10 +36,7 @@
 // differs from what was written, or the daemon did not exit 0 on SIGTERM.
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/resource.h>
-#include <sys/stat.h>
 #include <sys/types.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -47,10 +44,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -66,6 +61,8 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client/gpumig_client.h"
+#include "common/json.h"
+#include "tests/bench/bench_daemon.h"
 
 ABSL_FLAG(double, seconds, 2.0, "measuring time per row, in seconds");
 ABSL_FLAG(std::string, threads, "1,8", "client thread counts, comma-separated");
@@ -90,8 +87,6 @@ namespace gc = ::gpumig::client;
 constexpr uint64_t kSmallObject = 4096;
 constexpr uint64_t kLargeObject = 64ull << 20;
 constexpr absl::Duration kWarmUp = absl::Milliseconds(200);
-constexpr absl::Duration kStartLimit = absl::Seconds(30);
-constexpr absl::Duration kStopLimit = absl::Seconds(20);
 
 // The daemon's regions: every thread of write_read holds a 64 MiB object in
 // smem, so smem has room for 8 of them and more.
@@ -101,151 +96,6 @@ constexpr char kConfig[] =
     "}\n"
     "regions { name: \"smem\" kind: SMEM size: \"1GiB\" }\n"
     "log_level: \"warn\"\n";
-
-std::string ReadFileOrEmpty(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-bool IsExecutable(const std::string& path) {
-  return !path.empty() && access(path.c_str(), X_OK) == 0;
-}
-
-// --gpumigd, $GPUMIGD, then //daemon:gpumigd in the runfiles: $RUNFILES_DIR,
-// $TEST_SRCDIR, <argv0>.runfiles, /proc/self/exe.runfiles.
-std::string FindDaemon(const char* argv0) {
-  if (std::string f = absl::GetFlag(FLAGS_gpumigd); !f.empty()) return f;
-  if (const char* e = std::getenv("GPUMIGD"); e != nullptr && *e != '\0') {
-    return e;
-  }
-  std::vector<std::string> roots;
-  for (const char* var : {"RUNFILES_DIR", "TEST_SRCDIR"}) {
-    if (const char* v = std::getenv(var); v != nullptr && *v != '\0') {
-      roots.push_back(v);
-    }
-  }
-  roots.push_back(absl::StrCat(argv0, ".runfiles"));
-  char self[4096];
-  const ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-  if (n > 0) roots.push_back(absl::StrCat(std::string(self, n), ".runfiles"));
-  for (const std::string& root : roots) {
-    const std::string path = absl::StrCat(root, "/gpumig/daemon/gpumigd");
-    if (IsExecutable(path)) return path;
-  }
-  return "";
-}
-
-// gpumigd in a temp dir of its own: started by Start(), stopped by Stop() or
-// killed by the destructor.
-class DaemonProcess {
- public:
-  ~DaemonProcess() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    if (!dir_.empty()) {
-      unlink(socket().c_str());
-      unlink(config().c_str());
-      if (absl::GetFlag(FLAGS_daemon_log).empty()) unlink(log().c_str());
-      rmdir(dir_.c_str());
-    }
-  }
-
-  std::string socket() const { return dir_ + "/gpumig.sock"; }
-  std::string config() const { return dir_ + "/gpumigd.textproto"; }
-  std::string log() const {
-    const std::string keep = absl::GetFlag(FLAGS_daemon_log);
-    return keep.empty() ? dir_ + "/gpumigd.log" : keep;
-  }
-  pid_t pid() const { return pid_; }
-
-  // Starts `binary` and waits until a Ping answers (bounded by kStartLimit).
-  absl::Status Start(const std::string& binary) {
-    std::string t = "/tmp/gpumig-bench-XXXXXX";  // short: sun_path is 108 B
-    if (mkdtemp(t.data()) == nullptr) {
-      return absl::InternalError(absl::StrCat("mkdtemp: ", strerror(errno)));
-    }
-    dir_ = t;
-    {
-      std::ofstream out(config());
-      out << kConfig;
-    }
-    std::vector<std::string> args = {binary, "--config=" + config(),
-                                     "--socket=" + socket()};
-    for (absl::string_view f : absl::StrSplit(absl::GetFlag(FLAGS_daemon_flags),
-                                              ' ', absl::SkipEmpty())) {
-      args.emplace_back(f);
-    }
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    const std::string log_path = log();
-    pid_ = fork();
-    if (pid_ < 0) {
-      return absl::InternalError(absl::StrCat("fork: ", strerror(errno)));
-    }
-    if (pid_ == 0) {
-      if (freopen(log_path.c_str(), "w", stderr) == nullptr) _exit(127);
-      execv(argv[0], argv.data());
-      std::fprintf(stderr, "execv %s: %s\n", argv[0], strerror(errno));
-      _exit(127);
-    }
-    gc::ConnectOptions options;
-    options.unix_socket = socket();
-    absl::StatusOr<std::unique_ptr<gc::Client>> client =
-        gc::Client::Connect(options);
-    if (!client.ok()) return client.status();
-    const absl::Time deadline = absl::Now() + kStartLimit;
-    for (;;) {
-      gc::CallOptions call;
-      call.timeout = absl::Milliseconds(200);
-      const absl::Status ping = (*client)->Ping(call);
-      if (ping.ok()) return absl::OkStatus();
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return absl::UnavailableError(
-            absl::StrCat("gpumigd exited during start-up (status ", status,
-                         "):\n", ReadFileOrEmpty(log_path)));
-      }
-      if (absl::Now() > deadline) {
-        return absl::DeadlineExceededError(absl::StrCat(
-            "gpumigd did not answer within ", absl::FormatDuration(kStartLimit),
-            " (last: ", ping.ToString(), "):\n", ReadFileOrEmpty(log_path)));
-      }
-      absl::SleepFor(absl::Milliseconds(10));  // Retry interval.
-    }
-  }
-
-  // SIGTERM, then waits (bounded) for the exit; SIGKILL if it does not come.
-  // Returns the exit status, or -1 if it had to be killed or died by signal.
-  int Stop() {
-    if (pid_ <= 0) return -1;
-    kill(pid_, SIGTERM);
-    const absl::Time deadline = absl::Now() + kStopLimit;
-    int status = 0;
-    for (;;) {
-      const pid_t r = waitpid(pid_, &status, WNOHANG);
-      if (r == pid_) break;
-      if (absl::Now() > deadline) {
-        kill(pid_, SIGKILL);
-        waitpid(pid_, &status, 0);
-        pid_ = -1;
-        return -1;
-      }
-      absl::SleepFor(absl::Milliseconds(10));  // Poll interval.
-    }
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-
- private:
-  std::string dir_;
-  pid_t pid_ = -1;
-};
 
 // Everything one measuring thread reports.
 struct ThreadResult {
@@ -437,32 +287,6 @@ std::unique_ptr<Case> MakeCase(absl::string_view name) {
   return nullptr;
 }
 
-// User + system CPU seconds of process `pid` so far (/proc/PID/stat), 0 if
-// unreadable.
-double DaemonCpuSeconds(pid_t pid) {
-  const std::string stat =
-      ReadFileOrEmpty(absl::StrCat("/proc/", pid, "/stat"));
-  // Fields after the command (which may hold spaces) start past the last ')'.
-  const size_t paren = stat.rfind(')');
-  if (paren == std::string::npos) return 0;
-  std::vector<absl::string_view> f =
-      absl::StrSplit(absl::string_view(stat).substr(paren + 2), ' ');
-  // f[0] is field 3 (state); utime and stime are fields 14 and 15.
-  uint64_t utime = 0, stime = 0;
-  if (f.size() < 13 || !absl::SimpleAtoi(f[11], &utime) ||
-      !absl::SimpleAtoi(f[12], &stime)) {
-    return 0;
-  }
-  return static_cast<double>(utime + stime) / sysconf(_SC_CLK_TCK);
-}
-
-double SelfCpuSeconds() {
-  struct rusage u;
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_utime.tv_sec + u.ru_utime.tv_usec / 1e6 + u.ru_stime.tv_sec +
-         u.ru_stime.tv_usec / 1e6;
-}
-
 double Percentile(std::vector<double>& v, double p) {
   if (v.empty()) return 0;
   const size_t k = std::min(v.size() - 1, static_cast<size_t>(p * v.size()));
@@ -538,11 +362,11 @@ absl::StatusOr<Row> RunRow(absl::string_view case_name, int threads,
     });
   }
   if (start->Block()) delete start;
-  const double daemon_cpu0 = DaemonCpuSeconds(daemon_pid);
-  const double client_cpu0 = SelfCpuSeconds();
+  const double daemon_cpu0 = bench::ProcessCpuSeconds(daemon_pid);
+  const double client_cpu0 = bench::SelfCpuSeconds();
   for (std::thread& t : workers) t.join();
-  const double daemon_cpu = DaemonCpuSeconds(daemon_pid) - daemon_cpu0;
-  const double client_cpu = SelfCpuSeconds() - client_cpu0;
+  const double daemon_cpu = bench::ProcessCpuSeconds(daemon_pid) - daemon_cpu0;
+  const double client_cpu = bench::SelfCpuSeconds() - client_cpu0;
   for (int i = 0; i < threads; ++i) cases[i]->TearDown(*clients[i]);
 
   Row row;
@@ -574,21 +398,6 @@ absl::StatusOr<Row> RunRow(absl::string_view case_name, int threads,
   return row;
 }
 
-std::string JsonEscape(absl::string_view s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      out += absl::StrFormat("\\u%04x", c);
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
 int Main(int argc, char** argv) {
   std::vector<int> thread_counts;
   for (absl::string_view t :
@@ -615,15 +424,21 @@ int Main(int argc, char** argv) {
     return 2;
   }
 
-  const std::string binary = FindDaemon(argv[0]);
-  if (!IsExecutable(binary)) {
+  const std::string binary =
+      bench::FindDaemon(argv[0], absl::GetFlag(FLAGS_gpumigd));
+  if (binary.empty()) {
     std::fprintf(stderr,
                  "rpc_bench: cannot find gpumigd (give --gpumigd=PATH or "
                  "$GPUMIGD, or run under bazel run)\n");
     return 1;
   }
-  DaemonProcess daemon;
-  if (absl::Status s = daemon.Start(binary); !s.ok()) {
+  bench::BenchDaemon daemon(absl::GetFlag(FLAGS_daemon_log));
+  std::vector<std::string> extra;
+  for (absl::string_view f : absl::StrSplit(absl::GetFlag(FLAGS_daemon_flags),
+                                            ' ', absl::SkipEmpty())) {
+    extra.emplace_back(f);
+  }
+  if (absl::Status s = daemon.Start(binary, kConfig, extra); !s.ok()) {
     std::fprintf(stderr, "rpc_bench: %s\n", s.ToString().c_str());
     return 1;
   }
@@ -666,11 +481,11 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr,
                  "rpc_bench: gpumigd did not exit 0 on SIGTERM (status %d); "
                  "log:\n%s\n",
-                 exit_status, ReadFileOrEmpty(daemon.log()).c_str());
+                 exit_status, bench::ReadFileOrEmpty(daemon.log()).c_str());
     failed = true;
   } else if (failed) {
     std::fprintf(stderr, "rpc_bench: gpumigd log:\n%s\n",
-                 ReadFileOrEmpty(daemon.log()).c_str());
+                 bench::ReadFileOrEmpty(daemon.log()).c_str());
   }
 
   std::printf("[\n");

@@ -1,4 +1,5 @@
 #include "tests/torture/campaign.h"
+#include "tests/torture/campaign_shm.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -113,6 +114,7 @@ class Campaign::Worker {
     max_object_ = std::min<uint64_t>(c_.options().max_object_bytes,
                                      std::max<uint64_t>(budget_ / 3, 4096));
     max_object_ = std::max<uint64_t>(max_object_ / 4096 * 4096, 4096);
+    shm_io_ = std::make_unique<ShmIo>(c_.options(), index_, max_object_);
   }
 
   void Run() {
@@ -295,9 +297,10 @@ class Campaign::Worker {
   bool ReadAndCheck(Obj* obj, uint64_t offset, uint64_t length,
                     const std::string& what,
                     const std::string& check = "content") {
-    absl::StatusOr<std::vector<uint8_t>> r =
-        cl_->Read(obj->handle, offset, length, Call());
-    Note("Read", r);
+    const char* method = "Read";
+    absl::StatusOr<std::vector<uint8_t>> r = shm_io_->Read(
+        *cl_, obj->handle, offset, length, Call(), &stats_, &method);
+    Note(method, r);
     if (!r.ok()) {
       Log(obj,
           absl::StrCat("read ", offset, "+", length, " ", Short(r.status())));
@@ -878,9 +881,11 @@ class Campaign::Worker {
     FillPattern(c_.options().seed, index_, obj->serial, version, offset,
                 absl::MakeSpan(data));
     for (int attempt = 0; attempt < 6; ++attempt) {
-      absl::StatusOr<uint64_t> w =
-          cl_->Write(obj->handle, data, offset, Call());
-      Note("Write", w);
+      const char* method = "Write";
+      absl::StatusOr<uint64_t> w = shm_io_->Write(*cl_, obj->handle, data,
+                                                  offset, Call(), &stats_,
+                                                  &method);
+      Note(method, w);
       if (w.ok()) {
         if (*w != length) {
           Flag("contract", "write-length", obj,
@@ -1427,6 +1432,7 @@ class Campaign::Worker {
   std::vector<std::unique_ptr<Obj>> objects_;
   Obj* pinned_ = nullptr;
   CampaignStats stats_;
+  std::unique_ptr<ShmIo> shm_io_;  // campaign_shm.h
 };
 
 // ---------------------------------------------------------------------------
@@ -1957,6 +1963,10 @@ absl::StatusOr<CampaignResult> Campaign::Run() {
       client::Client::Connect(options_.connect);
   if (!sched_client.ok()) return sched_client.status();
   Scheduler scheduler(this, *std::move(sched_client));
+  absl::StatusOr<std::unique_ptr<client::Client>> killer_client =
+      client::Client::Connect(options_.connect);
+  if (!killer_client.ok()) return killer_client.status();
+  ShmKiller shm_killer(this, *std::move(killer_client));
 
   start_ = absl::Now();
   std::atomic<int> running{options_.clients};
@@ -1969,6 +1979,7 @@ absl::StatusOr<CampaignResult> Campaign::Run() {
     });
   }
   std::thread sched_thread([&] { scheduler.Run(start_); });
+  std::thread shm_thread([&] { shm_killer.Run(); });
   client::WatchCanceller canceller;
   CampaignStats watch_stats;
   std::thread watch_thread([&] { Watcher(&canceller, &watch_stats); });
@@ -1987,6 +1998,7 @@ absl::StatusOr<CampaignResult> Campaign::Run() {
   }
   Stop();
   sched_thread.join();
+  shm_thread.join();
   for (std::thread& t : threads) t.join();
   canceller.Cancel();
   watch_thread.join();
@@ -1995,6 +2007,7 @@ absl::StatusOr<CampaignResult> Campaign::Run() {
   for (auto& w : workers) result.stats.Merge(w->stats());
   result.stats.Merge(scheduler.stats());
   result.stats.Merge(watch_stats);
+  result.stats.Merge(shm_killer.stats());
 
   if (unavailable()) {
     MutexLock lock(&mu_);

@@ -76,6 +76,11 @@ struct CampaignOptions {
   absl::Duration progress_every = absl::Seconds(10);
   // How long the final accounting check waits for the regions to drain.
   absl::Duration drain_timeout = absl::Seconds(30);
+  // Share of client Writes/Reads sent through shared buffers instead of the
+  // streams, and how often a client with a buffer registered and in use is
+  // SIGKILLed (0: never); campaign_shm.h. Off on TCP.
+  double shm_share = 0.3;
+  absl::Duration shm_kill_every = absl::Seconds(2);
   // Finding keys (the second word of a finding, e.g. "fence-forgotten")
   // reported as known issues: printed and counted, but not violations.
   std::set<std::string> known_issues;

@@ -58,6 +58,12 @@ ABSL_FLAG(uint64_t, max_object_kib, 2048, "Largest object, KiB (>= 4).");
 ABSL_FLAG(std::vector<std::string>, known_issues, {},
           "Comma-separated finding keys to report as known issues (counted, "
           "printed, but not failing the run), e.g. fence-forgotten.");
+ABSL_FLAG(double, shm_share, 0.3,
+          "Share of Writes/Reads sent through shared buffers (0..1; unix "
+          "socket only).");
+ABSL_FLAG(absl::Duration, shm_kill_every, absl::Seconds(2),
+          "SIGKILL a client with a shared buffer registered and in use this "
+          "often (0: never).");
 ABSL_FLAG(bool, json, false, "Print the summary as one JSON object.");
 ABSL_FLAG(bool, quiet, false, "Do not print schedule actions as they run.");
 ABSL_FLAG(absl::Duration, progress_every, absl::Seconds(10),
@@ -132,6 +138,12 @@ int main(int argc, char** argv) {
   o.max_object_bytes = absl::GetFlag(FLAGS_max_object_kib) * 1024;
   o.print_actions = !absl::GetFlag(FLAGS_quiet);
   o.progress_every = absl::GetFlag(FLAGS_progress_every);
+  o.shm_share = absl::GetFlag(FLAGS_shm_share);
+  if (!(o.shm_share >= 0 && o.shm_share <= 1)) {
+    std::fprintf(stderr, "gpumig-torture: --shm_share must be in [0, 1]\n");
+    return 2;
+  }
+  o.shm_kill_every = absl::GetFlag(FLAGS_shm_kill_every);
   for (const std::string& k : absl::GetFlag(FLAGS_known_issues)) {
     o.known_issues.insert(k);
   }

@@ -38,7 +38,9 @@ namespace gpumig {
 namespace fake_cuda {
 namespace {
 
-enum class Where { kDevice, kPinned, kManaged, kPageable };
+// kRegistered: host memory page-locked by cudaHostRegister (pinned for
+// copies; not freed by cudaFreeHost).
+enum class Where { kDevice, kPinned, kManaged, kPageable, kRegistered };
 
 struct HostJob {
   cudaHostFn_t fn = nullptr;
@@ -58,6 +60,12 @@ struct Global {
   // start -> (size, where)
   std::map<uintptr_t, std::pair<size_t, Where>> allocations;
   std::set<cudaStream_t> streams;
+  // cudaHostRegister'd ranges (start, also in `allocations`) -> copies
+  // queued through them and not yet executed.
+  std::map<uintptr_t, int> registered_pending;
+  uint64_t registered_copy_bytes = 0;
+  uint64_t unregisters_with_copies_pending = 0;
+  bool refuse_pageable_host_copies = false;
   // Every event ever created: destroyed ones are kept (queued waits may still
   // name them), reachable so leak checkers stay quiet.
   std::set<cudaEvent_t> events;
@@ -192,6 +200,30 @@ cudaError_t WaitTicket(std::unique_lock<std::mutex>& lock, cudaStream_t s,
   return g.lost;
 }
 
+// The start of the cudaHostRegister'd range holding `p`; 0 if none.
+uintptr_t RegisteredStart(const void* p) /* requires G().mu */ {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  auto& allocations = G().allocations;
+  auto it = allocations.upper_bound(a);
+  if (it == allocations.begin()) return 0;
+  --it;
+  if (it->second.second != Where::kRegistered ||
+      a >= it->first + it->second.first) {
+    return 0;
+  }
+  return it->first;
+}
+
+// Whether [a, a + n) overlaps any tracked allocation or registration.
+bool OverlapsTracked(uintptr_t a, size_t n) /* requires G().mu */ {
+  auto& allocations = G().allocations;
+  auto it = allocations.lower_bound(a);
+  if (it != allocations.end() && it->first < a + n) return true;
+  if (it == allocations.begin()) return false;
+  --it;
+  return a < it->first + it->second.first;
+}
+
 bool KnownStream(cudaStream_t s) /* requires G().mu */ {
   return s != nullptr && G().streams.count(s) > 0;
 }
@@ -297,7 +329,30 @@ void Reset() {
   g.fail_next.clear();
   g.calls.clear();
   g.host_function_api_calls = 0;
+  g.registered_copy_bytes = 0;
+  g.unregisters_with_copies_pending = 0;
+  g.refuse_pageable_host_copies = false;
   g.cv.notify_all();
+}
+
+void RefusePageableHostCopies(bool refuse) {
+  std::lock_guard<std::mutex> lock(G().mu);
+  G().refuse_pageable_host_copies = refuse;
+}
+
+uint64_t LiveHostRegistrations() {
+  std::lock_guard<std::mutex> lock(G().mu);
+  return G().registered_pending.size();
+}
+
+uint64_t RegisteredCopyBytes() {
+  std::lock_guard<std::mutex> lock(G().mu);
+  return G().registered_copy_bytes;
+}
+
+uint64_t UnregistersWithCopiesPending() {
+  std::lock_guard<std::mutex> lock(G().mu);
+  return G().unregisters_with_copies_pending;
 }
 
 void SetDeviceCount(int n) {
@@ -479,6 +534,41 @@ cudaError_t cudaFreeHost(void* ptr) {
   return fc::Release(ptr, Where::kPinned);
 }
 
+cudaError_t cudaHostRegister(void* ptr, size_t size, unsigned int flags) {
+  if (cudaError_t e = fc::Enter("cudaHostRegister")) return e;
+  constexpr unsigned int kKnown = cudaHostRegisterPortable |
+                                  cudaHostRegisterMapped |
+                                  cudaHostRegisterIoMemory |
+                                  cudaHostRegisterReadOnly;
+  if (ptr == nullptr || size == 0 || (flags & ~kKnown) != 0) {
+    return fc::Fail(cudaErrorInvalidValue);
+  }
+  std::lock_guard<std::mutex> lock(G().mu);
+  const uintptr_t a = reinterpret_cast<uintptr_t>(ptr);
+  if (fc::OverlapsTracked(a, size)) {
+    return fc::Fail(cudaErrorHostMemoryAlreadyRegistered);
+  }
+  G().allocations[a] = {size, Where::kRegistered};
+  G().registered_pending[a] = 0;
+  return cudaSuccess;
+}
+
+cudaError_t cudaHostUnregister(void* ptr) {
+  if (cudaError_t e = fc::Enter("cudaHostUnregister", /*allow_lost=*/true)) {
+    return e;
+  }
+  std::lock_guard<std::mutex> lock(G().mu);
+  const uintptr_t a = reinterpret_cast<uintptr_t>(ptr);
+  auto it = G().registered_pending.find(a);
+  if (it == G().registered_pending.end()) {
+    return fc::Fail(cudaErrorHostMemoryNotRegistered);
+  }
+  if (it->second != 0) ++G().unregisters_with_copies_pending;
+  G().registered_pending.erase(it);
+  G().allocations.erase(a);
+  return cudaSuccess;
+}
+
 cudaError_t cudaHostGetDevicePointer(void** device, void* host,
                                      unsigned int flags) {
   if (cudaError_t e = fc::Enter("cudaHostGetDevicePointer")) return e;
@@ -649,6 +739,10 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count,
       break;
   }
   if (!kind_ok) return fc::Fail(cudaErrorInvalidValue);
+  if (G().refuse_pageable_host_copies &&
+      ((d_dev && s == Where::kPageable) || (s_dev && d == Where::kPageable))) {
+    return fc::Fail(cudaErrorInvalidValue);
+  }
   if (!s_dev && s == Where::kPageable && d_dev) {
     // Pageable source: sync the stream, stage the bytes now.
     if (cudaError_t e = fc::WaitTicket(lock, stream, stream->enqueued)) {
@@ -662,8 +756,25 @@ cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count,
     });
     return cudaSuccess;
   }
-  const uint64_t ticket =
-      fc::Enqueue(stream, [dst, src, count] { std::memmove(dst, src, count); });
+  // Copies through registered memory count as pending on it until they ran
+  // (a copy dropped by a lost context stays pending: no test mixes them).
+  std::vector<uintptr_t> regs;
+  for (const void* p : {static_cast<const void*>(dst), src}) {
+    if (uintptr_t r = fc::RegisteredStart(p); r != 0) {
+      regs.push_back(r);
+      ++G().registered_pending[r];
+    }
+  }
+  if (!regs.empty()) G().registered_copy_bytes += count;
+  const uint64_t ticket = fc::Enqueue(stream, [dst, src, count, regs] {
+    std::memmove(dst, src, count);
+    if (regs.empty()) return;
+    std::lock_guard<std::mutex> l(G().mu);
+    for (uintptr_t r : regs) {
+      auto it = G().registered_pending.find(r);
+      if (it != G().registered_pending.end()) --it->second;
+    }
+  });
   if (d == Where::kPageable && s_dev) {
     // Device to pageable: returns once the copy has completed.
     if (cudaError_t e = fc::WaitTicket(lock, stream, ticket)) {

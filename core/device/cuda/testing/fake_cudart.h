@@ -22,6 +22,15 @@
 //  - pageable host memory: a device-to-host copy returns once done; a
 //    host-to-device copy synchronises the stream and snapshots the source at
 //    call time; pinned sources are read when the copy executes.
+//  - cudaHostRegister'd host memory is pinned for copies (read when the
+//    copy executes); overlapping registrations are refused
+//    (cudaErrorHostMemoryAlreadyRegistered); cudaHostUnregister of an
+//    address not registered is cudaErrorHostMemoryNotRegistered, and one
+//    with copies through the range still queued is counted
+//    (UnregistersWithCopiesPending()): unregistering under a DMA is the bug
+//    the shared-buffer teardown must never have. RefusePageableHostCopies
+//    makes host<->device copies of pageable memory fail, so a test can show
+//    a path DMAs straight from registered memory.
 //  - faults: the next N calls of an API can fail synchronously
 //    (FailNextCalls); the context can be lost (LoseContext): queued work is
 //    dropped unexecuted (host functions never run) and every call returns
@@ -56,7 +65,15 @@ void LoseContext(cudaError_t error);
 void PauseStreams();
 void ResumeStreams();
 
+// Host<->device cudaMemcpyAsync of pageable (neither cudaHostAlloc'd nor
+// cudaHostRegister'd) memory fails with cudaErrorInvalidValue. Reset() ends
+// it.
+void RefusePageableHostCopies(bool refuse);
+
 // Counters for assertions.
+uint64_t LiveHostRegistrations();         // cudaHostRegister not undone
+uint64_t RegisteredCopyBytes();           // copied to/from registered memory
+uint64_t UnregistersWithCopiesPending();  // cudaHostUnregister under a copy
 uint64_t ApiCalls(const std::string& api);
 uint64_t HostFunctionApiCalls();  // CUDA calls made from a host function
 uint64_t LiveAllocations();       // cudaMalloc + cudaHostAlloc not freed
