@@ -112,9 +112,9 @@ int RunCreateBatch(Ctx& ctx, uint64_t count) {
   options.pin = ctx.args.Has("pin");
   options.label = ctx.args.GetOr("label", "");
   GPUMIGCTL_CLIENT_OR_RETURN(ctx, client);
-  absl::StatusOr<gc::BatchResult> r = client->CreateBatch(
-      std::vector<gc::CreateObjectOptions>(count, options),
-      ctx.args.Has("wait"), ctx.call);
+  absl::StatusOr<gc::BatchResult> r =
+      client->CreateBatch(std::vector<gc::CreateObjectOptions>(count, options),
+                          ctx.args.Has("wait"), ctx.call);
   if (!r.ok()) return ctx.Error(r.status());
   if (ctx.args.Has("quiet") && !ctx.json) {
     std::string text;

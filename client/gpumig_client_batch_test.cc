@@ -77,7 +77,8 @@ class FakeObjects final : public pb::ObjectService::Service {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                           "entries: a batch needs at least one entry");
     }
-    for (const std::string& h : req->handles()) resp->add_results()->set_handle(h);
+    for (const std::string& h : req->handles())
+      resp->add_results()->set_handle(h);
     Finish(req->wait(), resp);
     return grpc::Status::OK;
   }

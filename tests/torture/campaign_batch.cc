@@ -84,11 +84,10 @@ void BatchClient::CreateSome() {
   std::vector<client::CreateObjectOptions> entries(n);
   for (auto& e : entries) {
     e.size_bytes = 4096 * rng_.Between(1, 16);
-    e.placements = rng_.Below(2) == 0
-                       ? std::vector<std::string>{c_.layout().lmem,
-                                                  c_.layout().smem}
-                       : std::vector<std::string>{c_.layout().smem,
-                                                  c_.layout().lmem};
+    e.placements =
+        rng_.Below(2) == 0
+            ? std::vector<std::string>{c_.layout().lmem, c_.layout().smem}
+            : std::vector<std::string>{c_.layout().smem, c_.layout().lmem};
     e.require_cpu_access = rng_.Below(4) == 0;
   }
   ++stats_.ops_by_kind["batch_create"];
@@ -100,8 +99,9 @@ void BatchClient::CreateSome() {
     const client::BatchEntryResult& e = r->entries[i];
     if (!e.status.ok()) {
       if (!absl::IsResourceExhausted(e.status) && !absl::IsAborted(e.status)) {
-        Violation("contract", "batch-entry-code",
-                  absl::StrCat("CreateBatch entry ", i, ": ", e.status.ToString()));
+        Violation(
+            "contract", "batch-entry-code",
+            absl::StrCat("CreateBatch entry ", i, ": ", e.status.ToString()));
       }
       continue;
     }
@@ -302,9 +302,8 @@ bool BatchClient::CheckArray(const char* method, size_t entries,
                 absl::StrCat(what, ": entry ", e.handle, " status ",
                              e.status.ToString(), " fence ", e.fence_id));
     }
-    if (e.fence_id != 0 &&
-        std::find(submitted.begin(), submitted.end(), e.fence_id) ==
-            submitted.end()) {
+    if (e.fence_id != 0 && std::find(submitted.begin(), submitted.end(),
+                                     e.fence_id) == submitted.end()) {
       submitted.push_back(e.fence_id);
     }
   }
@@ -312,13 +311,13 @@ bool BatchClient::CheckArray(const char* method, size_t entries,
       info.pending != 0 ||
       info.blit_ok + info.fallback + info.unknown_state + info.failed !=
           info.members) {
-    Violation("batch", "array-counts",
-              absl::StrCat(what, ": members ", info.members, " (",
-                           info.member_fence_ids.size(), " ids, ",
-                           submitted.size(), " submitted), ok ", info.blit_ok,
-                           " fallback ", info.fallback, " unknown ",
-                           info.unknown_state, " failed ", info.failed,
-                           " pending ", info.pending));
+    Violation(
+        "batch", "array-counts",
+        absl::StrCat(what, ": members ", info.members, " (",
+                     info.member_fence_ids.size(), " ids, ", submitted.size(),
+                     " submitted), ok ", info.blit_ok, " fallback ",
+                     info.fallback, " unknown ", info.unknown_state, " failed ",
+                     info.failed, " pending ", info.pending));
   }
   // (a) and (b): every member signalled, none after the array; the array's
   // error is a member's, OK iff all are.
@@ -332,8 +331,7 @@ bool BatchClient::CheckArray(const char* method, size_t entries,
     }
     if (!Note("GetFence", m.status())) return false;
     ++stats_.outcomes[absl::StrCat("BATCH/", FenceOutcomeName(m->outcome))];
-    if (!m->signaled() ||
-        m->signaled_unix_nanos > array.signaled_unix_nanos) {
+    if (!m->signaled() || m->signaled_unix_nanos > array.signaled_unix_nanos) {
       Violation("batch", "array-before-member",
                 absl::StrCat(what, " signalled at ", array.signaled_unix_nanos,
                              " but member ", id, " ",
@@ -351,17 +349,18 @@ bool BatchClient::CheckArray(const char* method, size_t entries,
   }
   if (any_failed == array.error.ok() || !carried) {
     Violation("batch", "array-error",
-              absl::StrCat(what, ": error ", array.error.ToString(),
-                           any_failed ? " is no member's"
-                                      : " but every member is OK"));
+              absl::StrCat(
+                  what, ": error ", array.error.ToString(),
+                  any_failed ? " is no member's" : " but every member is OK"));
   } else if (any_failed && carried_at != INT64_MAX &&
-             first_other_at + 1000000 < carried_at) {
+             first_other_at != INT64_MAX &&
+             first_other_at < carried_at - 1000000) {
     // Another member failed over 1 ms before the one whose error the array
     // carries (a margin for members signalled on different threads).
-    Violation("batch", "array-not-first-error",
-              absl::StrCat(what, ": carries an error first seen at ",
-                           carried_at, ", another member failed at ",
-                           first_other_at));
+    Violation(
+        "batch", "array-not-first-error",
+        absl::StrCat(what, ": carries an error first seen at ", carried_at,
+                     ", another member failed at ", first_other_at));
   }
   return true;
 }
@@ -369,7 +368,8 @@ bool BatchClient::CheckArray(const char* method, size_t entries,
 void BatchClient::CheckContent(const char* after) {
   for (Obj& o : objects_) {
     if (o.uncertain) continue;
-    absl::StatusOr<std::vector<uint8_t>> got = cl_->Read(o.handle, 0, 0, Call());
+    absl::StatusOr<std::vector<uint8_t>> got =
+        cl_->Read(o.handle, 0, 0, Call());
     Note("Read", got.status());
     if (absl::IsDataLoss(got.status())) {
       ++stats_.unknown_objects["BATCH"];
@@ -385,12 +385,11 @@ void BatchClient::CheckContent(const char* after) {
     }
     const size_t unit = bad->first / kUnitBytes * kUnitBytes;
     Violation("content", "stale-or-foreign-bytes",
-              absl::StrCat(o.handle, " after ", after, ": ", bad->count,
-                           " bytes differ from the shadow, first at ",
-                           bad->first, ": ",
-                           DescribeUnit(c_.options().seed,
-                                        static_cast<uint32_t>(index_),
-                                        o.serial, got->data() + unit)));
+              absl::StrCat(
+                  o.handle, " after ", after, ": ", bad->count,
+                  " bytes differ from the shadow, first at ", bad->first, ": ",
+                  DescribeUnit(c_.options().seed, static_cast<uint32_t>(index_),
+                               o.serial, got->data() + unit)));
     o.uncertain = true;
   }
   // Uncertain objects are destroyed with the next DestroyBatch.
