@@ -115,7 +115,8 @@ SelfTestResult FromProto(const ::gpumig::v1::SelfTestResponse& r);
 BatchResult FromProto(const ::gpumig::v1::BatchResponse& r);
 // A batch entry's request (CreateObject's defaults: placements empty ->
 // {"lmem", "smem"}).
-void ToProto(const CreateObjectOptions& o, ::gpumig::v1::CreateObjectRequest* p);
+void ToProto(const CreateObjectOptions& o,
+             ::gpumig::v1::CreateObjectRequest* p);
 void ToProto(const ExecCommand& c, ::gpumig::v1::ExecRequest* p);
 
 // A submission's result: the fence id, and the fence when the call waited

@@ -93,24 +93,11 @@ int PrintBatch(
 
 }  // namespace
 
-int RunCreateBatch(Ctx& ctx, uint64_t count) {
+int RunCreateBatch(Ctx& ctx, const gc::CreateObjectOptions& options,
+                   uint64_t count) {
   if (count == 0 || count > gc::kMaxBatchEntries) {
     return ctx.Usage(absl::StrCat("--count: 1 to ", gc::kMaxBatchEntries));
   }
-  absl::StatusOr<uint64_t> size = ParseSize(ctx.pos()[0]);
-  if (!size.ok()) return ctx.Error(size.status());
-  gc::CreateObjectOptions options;
-  options.size_bytes = *size;
-  if (std::optional<std::string> p = ctx.args.Get("placements")) {
-    options.placements = SplitList(*p);
-    if (options.placements.empty()) {
-      return ctx.Error(
-          absl::InvalidArgumentError("--placements: no region named"));
-    }
-  }
-  options.require_cpu_access = ctx.args.Has("cpu");
-  options.pin = ctx.args.Has("pin");
-  options.label = ctx.args.GetOr("label", "");
   GPUMIGCTL_CLIENT_OR_RETURN(ctx, client);
   absl::StatusOr<gc::BatchResult> r =
       client->CreateBatch(std::vector<gc::CreateObjectOptions>(count, options),

@@ -14,13 +14,17 @@
 #ifndef GPUMIG_CLIENT_CTL_BATCH_H_
 #define GPUMIG_CLIENT_CTL_BATCH_H_
 
+#include <cstdint>
+
 #include "client/ctl_context.h"
+#include "client/gpumig_client.h"
 
 namespace gpumig::cli {
 
-// Each takes the command's positionals as its own runner would (create:
-// SIZE and --count; migrate: handles then REGION; destroy: handles).
-int RunCreateBatch(Ctx& ctx, uint64_t count);
+// create --count: `count` objects as `options` (from create's flags).
+// migrate: the handles, then REGION; destroy: the handles (positionals).
+int RunCreateBatch(Ctx& ctx, const client::CreateObjectOptions& options,
+                   uint64_t count);
 int RunMigrateBatch(Ctx& ctx);
 int RunDestroyBatch(Ctx& ctx);
 

@@ -28,13 +28,6 @@ namespace {
 namespace gc = ::gpumig::client;
 
 int RunCreate(Ctx& ctx) {
-  if (std::optional<std::string> n = ctx.args.Get("count")) {
-    uint64_t count = 0;
-    if (!absl::SimpleAtoi(*n, &count)) {
-      return ctx.Usage(absl::StrCat("--count: not a number: ", *n));
-    }
-    return RunCreateBatch(ctx, count);
-  }
   absl::StatusOr<uint64_t> size = ParseSize(ctx.pos()[0]);
   if (!size.ok()) return ctx.Error(size.status());
   gc::CreateObjectOptions options;
@@ -49,6 +42,13 @@ int RunCreate(Ctx& ctx) {
   options.require_cpu_access = ctx.args.Has("cpu");
   options.pin = ctx.args.Has("pin");
   options.label = ctx.args.GetOr("label", "");
+  if (std::optional<std::string> n = ctx.args.Get("count")) {
+    uint64_t count = 0;
+    if (!absl::SimpleAtoi(*n, &count)) {
+      return ctx.Usage(absl::StrCat("--count: not a number: ", *n));
+    }
+    return RunCreateBatch(ctx, options, count);
+  }
   GPUMIGCTL_CLIENT_OR_RETURN(ctx, client);
   absl::StatusOr<gc::CreateObjectResult> r =
       client->CreateObject(options, ctx.call);
@@ -349,8 +349,9 @@ std::vector<Command> ObjectCommands() {
        "destroy objects",
        "Several handles: one DestroyBatch, a line per entry, then the fence "
        "array over what was still in flight on them.",
-       {{"wait", "", "several handles: return once nothing is in flight on "
-                     "them"}},
+       {{"wait", "",
+         "several handles: return once nothing is in flight on "
+         "them"}},
        1,
        4096,
        RunDestroy},

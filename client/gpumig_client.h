@@ -251,8 +251,8 @@ struct BatchEntryResult {
   // The entry's fence, a member of the array; 0 if it failed, and for
   // DestroyBatch.
   uint64_t fence_id = 0;
-  std::optional<ObjectInfo> object;   // CreateBatch, on success
-  std::optional<uint64_t> checksum;   // ExecBatch Checksums ending BLIT_OK
+  std::optional<ObjectInfo> object;  // CreateBatch, on success
+  std::optional<uint64_t> checksum;  // ExecBatch Checksums ending BLIT_OK
 };
 
 // The reply of every batch call.
@@ -626,9 +626,9 @@ class Client {
       const CallOptions& call = {});
   // Runs each command on the copy engine in request order. A batch with a
   // Checksum always waits (BatchEntryResult::checksum).
-  absl::StatusOr<BatchResult> ExecBatch(const std::vector<ExecCommand>& commands,
-                                        bool wait = false,
-                                        const CallOptions& call = {});
+  absl::StatusOr<BatchResult> ExecBatch(
+      const std::vector<ExecCommand>& commands, bool wait = false,
+      const CallOptions& call = {});
 
   // --- FenceService
   absl::StatusOr<FenceStatus> GetFence(uint64_t fence_id,

@@ -113,8 +113,8 @@ TEST(GpumigctlMainTest, WrongArgumentCountsAreUsageErrors) {
   // (migrate takes several handles: a batch.)
   Result extra = Ctl({"pin", "obj-1", "obj-2"});
   EXPECT_EQ(extra.code, kExitUsage);
-  EXPECT_TRUE(absl::StartsWith(
-      extra.err, "gpumigctl: pin: unexpected argument 'obj-2'\n"))
+  EXPECT_TRUE(absl::StartsWith(extra.err,
+                               "gpumigctl: pin: unexpected argument 'obj-2'\n"))
       << extra.err;
 }
 

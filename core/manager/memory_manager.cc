@@ -832,13 +832,12 @@ absl::StatusOr<FenceRef> MemoryManager::ExecFillLocked(const Principal& who,
                                                        uint64_t offset,
                                                        uint64_t length,
                                                        uint8_t value) {
-  return ExecOnObjectLocked(who, id, offset, length, /*touch=*/true,
-                            [&](SgTableRef sg, uint64_t n,
-                                CopyEngine::Deps deps) {
-                              return device_->engine().Fill(
-                                  std::move(sg), offset, n, value,
-                                  std::move(deps));
-                            });
+  return ExecOnObjectLocked(
+      who, id, offset, length, /*touch=*/true,
+      [&](SgTableRef sg, uint64_t n, CopyEngine::Deps deps) {
+        return device_->engine().Fill(std::move(sg), offset, n, value,
+                                      std::move(deps));
+      });
 }
 
 absl::StatusOr<uint64_t> MemoryManager::ExecCopy(const Principal& who,
