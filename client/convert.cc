@@ -72,6 +72,20 @@ FenceStatus FromProto(const pb::FenceStatus& p) {
   f.seqno = p.seqno();
   f.created_unix_nanos = p.created_unix_nanos();
   f.signaled_unix_nanos = p.signaled_unix_nanos();
+  if (p.has_array()) {
+    const pb::FenceArray& a = p.array();
+    FenceArrayInfo info;
+    info.member_fence_ids.assign(a.member_fence_ids().begin(),
+                                 a.member_fence_ids().end());
+    info.members = a.members();
+    info.blit_ok = a.blit_ok();
+    info.fallback = a.fallback();
+    info.unknown_state = a.unknown_state();
+    info.failed = a.failed();
+    info.pending = a.pending();
+    info.refused = a.refused();
+    f.array = std::move(info);
+  }
   return f;
 }
 
@@ -262,6 +276,62 @@ SelfTestResult FromProto(const pb::SelfTestResponse& r) {
   result.violations = r.violations();
   result.details.assign(r.details().begin(), r.details().end());
   return result;
+}
+
+BatchResult FromProto(const pb::BatchResponse& r) {
+  BatchResult out;
+  out.fence_id = r.fence_id();
+  if (r.has_fence()) out.fence = FromProto(r.fence());
+  out.succeeded = r.succeeded();
+  out.failed = r.failed();
+  out.entries.reserve(r.results_size());
+  for (const pb::BatchResult& e : r.results()) {
+    BatchEntryResult x;
+    x.status = CodeToStatus(e.error_code(), e.error_message());
+    x.handle = e.handle();
+    x.fence_id = e.fence_id();
+    if (e.has_object()) x.object = FromProto(e.object());
+    if (e.has_checksum()) x.checksum = e.checksum();
+    out.entries.push_back(std::move(x));
+  }
+  return out;
+}
+
+void ToProto(const CreateObjectOptions& o, pb::CreateObjectRequest* p) {
+  p->set_size_bytes(o.size_bytes);
+  if (o.placements.empty()) {
+    p->add_placements("lmem");
+    p->add_placements("smem");
+  } else {
+    for (const std::string& r : o.placements) p->add_placements(r);
+  }
+  p->set_require_cpu_access(o.require_cpu_access);
+  p->set_pin(o.pin);
+  p->set_label(o.label);
+}
+
+void ToProto(const ExecCommand& c, pb::ExecRequest* p) {
+  if (const FillOptions* f = std::get_if<FillOptions>(&c)) {
+    pb::FillOp* fill = p->mutable_fill();
+    fill->set_handle(f->handle);
+    fill->set_value(f->value);
+    fill->set_offset(f->offset);
+    fill->set_length(f->length);
+    p->set_wait(f->wait);
+  } else if (const CopyOptions* k = std::get_if<CopyOptions>(&c)) {
+    pb::CopyOp* copy = p->mutable_copy();
+    copy->set_src_handle(k->src_handle);
+    copy->set_dst_handle(k->dst_handle);
+    copy->set_src_offset(k->src_offset);
+    copy->set_dst_offset(k->dst_offset);
+    copy->set_length(k->length);
+    p->set_wait(k->wait);
+  } else if (const ChecksumOptions* h = std::get_if<ChecksumOptions>(&c)) {
+    pb::ChecksumOp* sum = p->mutable_checksum();
+    sum->set_handle(h->handle);
+    sum->set_offset(h->offset);
+    sum->set_length(h->length);
+  }
 }
 
 }  // namespace gpumig::client::internal

@@ -50,6 +50,7 @@ inline constexpr enums::EnumPair<FenceKind, pbe::FenceKind> kFenceKinds[] = {
     {FenceKind::kMigrate, pbe::FENCE_KIND_MIGRATE},
     {FenceKind::kEvict,   pbe::FENCE_KIND_EVICT},
     {FenceKind::kExec,    pbe::FENCE_KIND_EXEC},
+    {FenceKind::kArray,   pbe::FENCE_KIND_ARRAY},
 };
 inline constexpr enums::EnumPair<FenceOutcome, pbe::FenceOutcome>
     kFenceOutcomes[] = {
@@ -111,6 +112,12 @@ WatchEvent FromProto(const ::gpumig::v1::Event& p);
 DaemonInfo FromProto(const ::gpumig::v1::GetInfoResponse& r);
 DaemonStats FromProto(const ::gpumig::v1::GetStatsResponse& r);
 SelfTestResult FromProto(const ::gpumig::v1::SelfTestResponse& r);
+BatchResult FromProto(const ::gpumig::v1::BatchResponse& r);
+// A batch entry's request (CreateObject's defaults: placements empty ->
+// {"lmem", "smem"}).
+void ToProto(const CreateObjectOptions& o,
+             ::gpumig::v1::CreateObjectRequest* p);
+void ToProto(const ExecCommand& c, ::gpumig::v1::ExecRequest* p);
 
 // A submission's result: the fence id, and the fence when the call waited
 // (`has_fence`).

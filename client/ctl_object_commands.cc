@@ -16,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "client/cli_args.h"
 #include "client/cli_format.h"
+#include "client/ctl_batch.h"
 #include "client/ctl_commands.h"
 #include "client/ctl_context.h"
 #include "client/ctl_render.h"
@@ -41,6 +42,13 @@ int RunCreate(Ctx& ctx) {
   options.require_cpu_access = ctx.args.Has("cpu");
   options.pin = ctx.args.Has("pin");
   options.label = ctx.args.GetOr("label", "");
+  if (std::optional<std::string> n = ctx.args.Get("count")) {
+    uint64_t count = 0;
+    if (!absl::SimpleAtoi(*n, &count)) {
+      return ctx.Usage(absl::StrCat("--count: not a number: ", *n));
+    }
+    return RunCreateBatch(ctx, options, count);
+  }
   GPUMIGCTL_CLIENT_OR_RETURN(ctx, client);
   absl::StatusOr<gc::CreateObjectResult> r =
       client->CreateObject(options, ctx.call);
@@ -64,6 +72,7 @@ int RunCreate(Ctx& ctx) {
 }
 
 int RunDestroy(Ctx& ctx) {
+  if (ctx.pos().size() > 1) return RunDestroyBatch(ctx);
   GPUMIGCTL_CLIENT_OR_RETURN(ctx, client);
   absl::Status s = client->DestroyObject(ctx.pos()[0], ctx.call);
   if (!s.ok()) return ctx.Error(s);
@@ -175,6 +184,7 @@ int RunRead(Ctx& ctx) {
 }
 
 int RunMigrate(Ctx& ctx) {
+  if (ctx.pos().size() > 2) return RunMigrateBatch(ctx);
   GPUMIGCTL_CLIENT_OR_RETURN(ctx, client);
   const std::string& handle = ctx.pos()[0];
   const std::string& region = ctx.pos()[1];
@@ -320,11 +330,25 @@ std::vector<Command> ObjectCommands() {
         {"cpu", "", "keep every LMEM placement inside the CPU aperture"},
         {"pin", "", "create pinned (pin count 1)"},
         {"label", "L", "free text for people (at most 256 bytes)"},
-        {"quiet", "", "print only the handle", 'q'}},
+        {"quiet", "", "print only the handle", 'q'},
+        {"count", "N",
+         "create N such objects in one CreateBatch (1 to 4096): a line per "
+         "entry, then the fence array"},
+        {"wait", "", "with --count: return once every clear has signalled"}},
        1,
        1,
        RunCreate},
-      {"destroy", "HANDLE", "destroy an object", "", {}, 1, 1, RunDestroy},
+      {"destroy",
+       "HANDLE...",
+       "destroy objects",
+       "Several handles: one DestroyBatch, a line per entry, then the fence "
+       "array over what was still in flight on them.",
+       {{"wait", "",
+         "several handles: return once nothing is in flight on "
+         "them"}},
+       1,
+       4096,
+       RunDestroy},
       {"get", "HANDLE", "describe an object", "", {}, 1, 1, RunGet},
       {"list",
        "[--all]",
@@ -353,13 +377,15 @@ std::vector<Command> ObjectCommands() {
        2,
        RunRead},
       {"migrate",
-       "HANDLE REGION [--wait]",
-       "move an object to a region",
+       "HANDLE... REGION [--wait]",
+       "move objects to a region",
        "Prints the migration fence; with --wait, the signalled fence (exit 7 "
-       "if it ended UNKNOWN_STATE, 12 if FAILED).",
+       "if it ended UNKNOWN_STATE, 12 if FAILED). Several handles: one "
+       "MigrateBatch, a line per entry, then the fence array (exit: the "
+       "first failed entry's code, else the array's).",
        {kWaitFlag},
        2,
-       2,
+       4097,
        RunMigrate},
       {"pin",
        "HANDLE",

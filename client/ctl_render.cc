@@ -40,6 +40,23 @@ void JsonFence(JsonWriter& w, const gc::FenceStatus& f) {
   w.FieldUint("seqno", f.seqno);
   w.FieldInt("created_unix_nanos", f.created_unix_nanos);
   w.FieldInt("signaled_unix_nanos", f.signaled_unix_nanos);
+  if (f.array.has_value()) {
+    const gc::FenceArrayInfo& a = *f.array;
+    w.Key("array");
+    w.BeginObject();
+    w.Key("member_fence_ids");
+    w.BeginArray();
+    for (uint64_t id : a.member_fence_ids) w.Uint(id);
+    w.EndArray();
+    w.FieldUint("members", a.members);
+    w.FieldUint("blit_ok", a.blit_ok);
+    w.FieldUint("fallback", a.fallback);
+    w.FieldUint("unknown_state", a.unknown_state);
+    w.FieldUint("failed", a.failed);
+    w.FieldUint("pending", a.pending);
+    w.FieldUint("refused", a.refused);
+    w.EndObject();
+  }
   w.EndObject();
 }
 

@@ -976,6 +976,79 @@ absl::StatusOr<ChecksumResult> Client::ExecChecksum(
   return result;
 }
 
+// --- ObjectService batches -------------------------------------------------
+
+absl::StatusOr<BatchResult> Client::CreateBatch(
+    const std::vector<CreateObjectOptions>& entries, bool wait,
+    const CallOptions& call) {
+  pb::CreateBatchRequest request;
+  request.mutable_entries()->Reserve(static_cast<int>(entries.size()));
+  for (size_t i = 0; i < entries.size(); ++i) {
+    if (!IsUtf8(entries[i].label)) {  // gRPC could not even send it
+      return absl::InvalidArgumentError(
+          absl::StrCat("entries[", i, "].label: not valid UTF-8"));
+    }
+    ToProto(entries[i], request.add_entries());
+  }
+  request.set_wait(wait);
+  grpc::ClientContext context;
+  impl_->Prepare(call, &context);
+  pb::BatchResponse r;
+  grpc::Status status = impl_->objects->CreateBatch(&context, request, &r);
+  if (!status.ok()) return FromGrpc(status);
+  return FromProto(r);
+}
+
+absl::StatusOr<BatchResult> Client::MigrateBatch(
+    const std::vector<MigrateBatchEntry>& entries, absl::string_view region,
+    bool wait, const CallOptions& call) {
+  pb::MigrateBatchRequest request;
+  request.mutable_entries()->Reserve(static_cast<int>(entries.size()));
+  for (const MigrateBatchEntry& e : entries) {
+    pb::MigrateBatchEntry* out = request.add_entries();
+    out->set_handle(e.handle);
+    out->set_region(e.region);
+  }
+  request.set_region(std::string(region));
+  request.set_wait(wait);
+  grpc::ClientContext context;
+  impl_->Prepare(call, &context);
+  pb::BatchResponse r;
+  grpc::Status status = impl_->objects->MigrateBatch(&context, request, &r);
+  if (!status.ok()) return FromGrpc(status);
+  return FromProto(r);
+}
+
+absl::StatusOr<BatchResult> Client::DestroyBatch(
+    const std::vector<std::string>& handles, bool wait,
+    const CallOptions& call) {
+  pb::DestroyBatchRequest request;
+  request.mutable_handles()->Reserve(static_cast<int>(handles.size()));
+  for (const std::string& h : handles) request.add_handles(h);
+  request.set_wait(wait);
+  grpc::ClientContext context;
+  impl_->Prepare(call, &context);
+  pb::BatchResponse r;
+  grpc::Status status = impl_->objects->DestroyBatch(&context, request, &r);
+  if (!status.ok()) return FromGrpc(status);
+  return FromProto(r);
+}
+
+absl::StatusOr<BatchResult> Client::ExecBatch(
+    const std::vector<ExecCommand>& commands, bool wait,
+    const CallOptions& call) {
+  pb::ExecBatchRequest request;
+  request.mutable_entries()->Reserve(static_cast<int>(commands.size()));
+  for (const ExecCommand& c : commands) ToProto(c, request.add_entries());
+  request.set_wait(wait);
+  grpc::ClientContext context;
+  impl_->Prepare(call, &context);
+  pb::BatchResponse r;
+  grpc::Status status = impl_->objects->ExecBatch(&context, request, &r);
+  if (!status.ok()) return FromGrpc(status);
+  return FromProto(r);
+}
+
 // --- FenceService ------------------------------------------------------------
 
 absl::StatusOr<FenceStatus> Client::GetFence(uint64_t fence_id,

@@ -39,6 +39,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -70,7 +71,7 @@ std::string DefaultSocketPath();
 // to this client version).
 
 enum class FenceState { kUnspecified, kPending, kSignaled };
-enum class FenceKind { kUnspecified, kClear, kMigrate, kEvict, kExec };
+enum class FenceKind { kUnspecified, kClear, kMigrate, kEvict, kExec, kArray };
 enum class FenceOutcome {
   kUnspecified,  // still pending
   kBlitOk,
@@ -126,6 +127,19 @@ std::vector<FaultKind> AllFaultKinds();
 // ---------------------------------------------------------------------------
 // Result and request types.
 
+// A fence array's members and how they ended (gpumig.v1.FenceArray): the
+// fence a batch call returns over its entries' fences.
+struct FenceArrayInfo {
+  std::vector<uint64_t> member_fence_ids;  // in entry order
+  uint32_t members = 0;
+  uint32_t blit_ok = 0;
+  uint32_t fallback = 0;  // any fallback outcome (content exact)
+  uint32_t unknown_state = 0;
+  uint32_t failed = 0;
+  uint32_t pending = 0;  // not signalled yet
+  uint32_t refused = 0;  // entries refused at submission (no fence)
+};
+
 // A fence's observable state (gpumig.v1.FenceStatus).
 struct FenceStatus {
   uint64_t fence_id = 0;
@@ -143,6 +157,8 @@ struct FenceStatus {
   uint64_t seqno = 0;
   int64_t created_unix_nanos = 0;
   int64_t signaled_unix_nanos = 0;  // 0 while pending
+  // FenceKind::kArray only: the members and their outcome counts.
+  std::optional<FenceArrayInfo> array;
 
   bool signaled() const { return state == FenceState::kSignaled; }
 };
@@ -220,6 +236,46 @@ struct ChecksumResult {
   // Set iff fence.outcome is kBlitOk.
   std::optional<uint64_t> checksum;
 };
+
+// Batches (objects.proto "Batches"): 1 to kMaxBatchEntries entries per call.
+// A malformed batch fails whole (INVALID_ARGUMENT naming "entries[i]...");
+// otherwise the call is OK and each entry has its own status, in request
+// order.
+inline constexpr size_t kMaxBatchEntries = 4096;
+
+// How one entry of a batch went (gpumig.v1.BatchResult).
+struct BatchEntryResult {
+  // What the entry's single call would have returned: OK if submitted;
+  // NOT_FOUND, PERMISSION_DENIED ("permission denied"), DATA_LOSS,
+  // RESOURCE_EXHAUSTED, ... otherwise. The fence says how it ended.
+  absl::Status status;
+  // The entry's object: the new one (CreateBatch), else as given (ExecBatch:
+  // the object acted on, a Copy's destination).
+  std::string handle;
+  // The entry's fence, a member of the array; 0 if it failed, and for
+  // DestroyBatch.
+  uint64_t fence_id = 0;
+  std::optional<ObjectInfo> object;  // CreateBatch, on success
+  std::optional<uint64_t> checksum;  // ExecBatch Checksums ending BLIT_OK
+};
+
+// The reply of every batch call.
+struct BatchResult {
+  std::vector<BatchEntryResult> entries;  // one per entry, in order
+  uint64_t fence_id = 0;                  // the array (FenceKind::kArray)
+  std::optional<FenceStatus> fence;       // set when the call waited
+  uint32_t succeeded = 0;                 // entries with an OK status
+  uint32_t failed = 0;                    // the others
+};
+
+struct MigrateBatchEntry {
+  std::string handle;
+  // A region from the object's placements; empty: the call's region.
+  std::string region;
+};
+
+// One ExecBatch command; its `wait` must be false (only the batch waits).
+using ExecCommand = std::variant<FillOptions, CopyOptions, ChecksumOptions>;
 
 // A region's cumulative counters (gpumig.v1.RegionCounters): the one struct
 // of common/region_counters.h, which the daemon fills too.
@@ -543,6 +599,33 @@ class Client {
                                         const CallOptions& call = {});
   absl::StatusOr<ChecksumResult> ExecChecksum(const ChecksumOptions& options,
                                               const CallOptions& call = {});
+
+  // Batches: one RPC for many operations and one fence array over them
+  // (objects.proto; the codes of each entry are its single call's). With
+  // `wait`, the call returns once the array has signalled, in
+  // BatchResult::fence. Call errors: INVALID_ARGUMENT for a malformed batch
+  // (nothing changed), CANCELLED / DEADLINE_EXCEEDED (submitted entries go
+  // on), UNAVAILABLE.
+  //
+  // Creates one object per entry (placements empty: {"lmem", "smem"}).
+  absl::StatusOr<BatchResult> CreateBatch(
+      const std::vector<CreateObjectOptions>& entries, bool wait = false,
+      const CallOptions& call = {});
+  // Moves each entry's object to its region, or to `region` for entries
+  // naming none; every handle at most once.
+  absl::StatusOr<BatchResult> MigrateBatch(
+      const std::vector<MigrateBatchEntry>& entries, absl::string_view region,
+      bool wait = false, const CallOptions& call = {});
+  // Destroys each handle's object (all different). The array signals once
+  // nothing is in flight on them any more.
+  absl::StatusOr<BatchResult> DestroyBatch(
+      const std::vector<std::string>& handles, bool wait = false,
+      const CallOptions& call = {});
+  // Runs each command on the copy engine in request order. A batch with a
+  // Checksum always waits (BatchEntryResult::checksum).
+  absl::StatusOr<BatchResult> ExecBatch(
+      const std::vector<ExecCommand>& commands, bool wait = false,
+      const CallOptions& call = {});
 
   // --- FenceService
   absl::StatusOr<FenceStatus> GetFence(uint64_t fence_id,

@@ -110,10 +110,11 @@ TEST(GpumigctlMainTest, WrongArgumentCountsAreUsageErrors) {
                                "SIZE [flags])\n\nusage: gpumigctl create"))
       << missing.err;
 
-  Result extra = Ctl({"migrate", "obj-1", "smem", "lmem"});
+  // (migrate takes several handles: a batch.)
+  Result extra = Ctl({"pin", "obj-1", "obj-2"});
   EXPECT_EQ(extra.code, kExitUsage);
-  EXPECT_TRUE(absl::StartsWith(
-      extra.err, "gpumigctl: migrate: unexpected argument 'lmem'\n"))
+  EXPECT_TRUE(absl::StartsWith(extra.err,
+                               "gpumigctl: pin: unexpected argument 'obj-2'\n"))
       << extra.err;
 }
 

@@ -56,24 +56,6 @@ uint64_t RoundUp(uint64_t size, const Region& r) {
   return (size + chunk - 1) / chunk * chunk;
 }
 
-// [offset, offset + length) inside `size`, length 0 meaning "to the end",
-// without overflow. Returns the resolved length or OUT_OF_RANGE (the code
-// the Exec RPC uses for ranges).
-absl::StatusOr<uint64_t> ResolveLength(absl::string_view what, uint64_t size,
-                                       uint64_t offset, uint64_t length) {
-  if (offset > size) {
-    return absl::OutOfRangeError(absl::StrCat(
-        what, ": offset ", offset, " is beyond the object's ", size, " bytes"));
-  }
-  if (length == 0) return size - offset;
-  if (length > size - offset) {
-    return absl::OutOfRangeError(
-        absl::StrCat(what, ": [", offset, ", +", length,
-                     ") is beyond the object's ", size, " bytes"));
-  }
-  return length;
-}
-
 // Per target region, what a batch's entries need there.
 struct Need {
   uint64_t bytes = 0;
@@ -303,16 +285,6 @@ absl::StatusOr<MemoryManager::BatchResult> MemoryManager::ExecBatch(
   fences.reserve(entries.size());
   {
     MutexLock lock(&mu_);
-    // The size of an object a command may use (NOT_FOUND,
-    // PERMISSION_DENIED, DATA_LOSS as the command would return).
-    auto size_of =
-        [&](uint64_t id)
-            ABSL_NO_THREAD_SAFETY_ANALYSIS -> absl::StatusOr<uint64_t> {
-      absl::StatusOr<BufferObjectRef> o = LookupLocked(who, id, true);
-      if (!o.ok()) return o.status();
-      if (absl::Status s = (*o)->CheckAccess(); !s.ok()) return s;
-      return (*o)->size();
-    };
     for (size_t i = 0; i < entries.size(); ++i) {
       const ExecEntry& x = entries[i];
       BatchEntry& e = result.entries[i];
@@ -320,40 +292,16 @@ absl::StatusOr<MemoryManager::BatchResult> MemoryManager::ExecBatch(
       absl::StatusOr<FenceRef> f;
       switch (x.op) {
         case ExecEntry::Op::kFill:
-        case ExecEntry::Op::kChecksum: {
-          const bool fill = x.op == ExecEntry::Op::kFill;
-          absl::StatusOr<uint64_t> size = size_of(x.id);
-          absl::StatusOr<uint64_t> length =
-              size.ok() ? ResolveLength(fill ? "fill" : "checksum", *size,
-                                        x.offset, x.length)
-                        : size.status();
-          if (!length.ok()) {
-            f = length.status();
-          } else if (fill) {
-            f = ExecFillLocked(who, x.id, x.offset, *length, x.value);
-          } else {
-            auto sum = std::make_shared<uint64_t>(0);
-            f = ExecChecksumLocked(who, x.id, x.offset, *length, sum);
-            if (f.ok()) e.checksum = std::move(sum);
-          }
+          f = ExecFillLocked(who, x.id, x.offset, x.length, x.value);
           break;
-        }
-        case ExecEntry::Op::kCopy: {
-          absl::StatusOr<uint64_t> src = size_of(x.src);
-          absl::StatusOr<uint64_t> dst =
-              src.ok() ? size_of(x.id) : src.status();
-          absl::StatusOr<uint64_t> length =
-              dst.ok()
-                  ? ResolveLength("copy source", *src, x.src_offset, x.length)
-                  : dst.status();
-          if (length.ok() && (x.offset > *dst || *length > *dst - x.offset)) {
-            length = absl::OutOfRangeError(
-                absl::StrCat("copy destination: [", x.offset, ", +", *length,
-                             ") is beyond the object's ", *dst, " bytes"));
-          }
-          f = length.ok() ? ExecCopyLocked(who, x.src, x.id, x.src_offset,
-                                           x.offset, *length)
-                          : absl::StatusOr<FenceRef>(length.status());
+        case ExecEntry::Op::kCopy:
+          f = ExecCopyLocked(who, x.src, x.id, x.src_offset, x.offset,
+                             x.length);
+          break;
+        case ExecEntry::Op::kChecksum: {
+          auto sum = std::make_shared<uint64_t>(0);
+          f = ExecChecksumLocked(who, x.id, x.offset, x.length, sum);
+          if (f.ok()) e.checksum = std::move(sum);
           break;
         }
       }

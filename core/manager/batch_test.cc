@@ -1,6 +1,7 @@
 // MemoryManager batches: whole-request validation, independent entries in
 // request order, and the registered fence array.
 #include <algorithm>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -41,6 +42,34 @@ class BatchTest : public ::testing::Test {
   std::string RegionOf(uint64_t id) {
     auto info = mm_->GetObject(User(1000), id);
     return info.ok() ? info->region : "?";
+  }
+  // Destroys the even entries' objects from another thread while `batch`
+  // runs over all of them: even entries end OK or NOT_FOUND, odd ones OK;
+  // the array signals and nothing leaks.
+  void RaceDestroyOfEvenEntries(
+      const std::vector<uint64_t>& ids,
+      const std::function<absl::StatusOr<MemoryManager::BatchResult>()>&
+          batch) {
+    std::thread destroyer([&] {
+      for (size_t i = 0; i < ids.size(); i += 2) {
+        (void)mm_->DestroyObject(User(1000), ids[i]);
+      }
+    });
+    absl::StatusOr<MemoryManager::BatchResult> r = batch();
+    destroyer.join();
+    ASSERT_TRUE(r.ok()) << r.status();
+    for (size_t i = 0; i < ids.size(); ++i) {
+      const absl::Status& s = r->entries[i].status;
+      EXPECT_TRUE(s.ok() || absl::IsNotFound(s)) << i << ": " << s;
+      if (i % 2 == 1) {
+        EXPECT_TRUE(s.ok()) << i << ": " << s;
+      }
+    }
+    ASSERT_TRUE(mm_->WaitFence(User(1000), r->array_fence_id, Soon()).ok());
+    std::vector<uint64_t> rest;
+    for (size_t i = 1; i < ids.size(); i += 2) rest.push_back(ids[i]);
+    ASSERT_TRUE(mm_->DestroyBatch(User(1000), rest).ok());
+    EXPECT_TRUE(mm_->CheckInvariantsForTest().ok());
   }
   std::unique_ptr<MemoryManager> mm_;
 };
@@ -193,26 +222,8 @@ TEST_F(BatchTest, CreateBatchThenDestroyBatch) {
 TEST_F(BatchTest, BatchRacingDestroyOfItsMembers) {
   std::vector<uint64_t> ids;
   for (int i = 0; i < 64; ++i) ids.push_back(Create(4096));
-  std::thread destroyer([&] {
-    for (size_t i = 0; i < ids.size(); i += 2) {
-      (void)mm_->DestroyObject(User(1000), ids[i]);
-    }
-  });
-  auto r = mm_->MigrateBatch(User(1000), To(ids, "lmem"));
-  destroyer.join();
-  ASSERT_TRUE(r.ok()) << r.status();
-  for (size_t i = 0; i < ids.size(); ++i) {
-    const absl::Status& s = r->entries[i].status;
-    EXPECT_TRUE(s.ok() || absl::IsNotFound(s)) << i << ": " << s;
-    if (i % 2 == 1) {
-      EXPECT_TRUE(s.ok()) << i << ": " << s;
-    }
-  }
-  ASSERT_TRUE(mm_->WaitFence(User(1000), r->array_fence_id, Soon()).ok());
-  std::vector<uint64_t> rest;
-  for (size_t i = 1; i < ids.size(); i += 2) rest.push_back(ids[i]);
-  ASSERT_TRUE(mm_->DestroyBatch(User(1000), rest).ok());
-  EXPECT_TRUE(mm_->CheckInvariantsForTest().ok());
+  RaceDestroyOfEvenEntries(
+      ids, [&] { return mm_->MigrateBatch(User(1000), To(ids, "lmem")); });
 }
 
 // Fills lmem (4 MiB) with `n` evictable objects of `size` bytes.
@@ -430,26 +441,7 @@ TEST_F(BatchTest, ExecBatchRacingDestroyOfItsMembers) {
   using Op = MemoryManager::ExecEntry::Op;
   std::vector<MemoryManager::ExecEntry> x;
   for (uint64_t id : ids) x.push_back({Op::kFill, id, 0, 0, 0, 0, 7});
-  std::thread destroyer([&] {
-    for (size_t i = 0; i < ids.size(); i += 2) {
-      (void)mm_->DestroyObject(User(1000), ids[i]);
-    }
-  });
-  auto r = mm_->ExecBatch(User(1000), x);
-  destroyer.join();
-  ASSERT_TRUE(r.ok()) << r.status();
-  for (size_t i = 0; i < ids.size(); ++i) {
-    const absl::Status& s = r->entries[i].status;
-    EXPECT_TRUE(s.ok() || absl::IsNotFound(s)) << i << ": " << s;
-    if (i % 2 == 1) {
-      EXPECT_TRUE(s.ok()) << i << ": " << s;
-    }
-  }
-  ASSERT_TRUE(mm_->WaitFence(User(1000), r->array_fence_id, Soon()).ok());
-  std::vector<uint64_t> rest;
-  for (size_t i = 1; i < ids.size(); i += 2) rest.push_back(ids[i]);
-  ASSERT_TRUE(mm_->DestroyBatch(User(1000), rest).ok());
-  EXPECT_TRUE(mm_->CheckInvariantsForTest().ok());
+  RaceDestroyOfEvenEntries(ids, [&] { return mm_->ExecBatch(User(1000), x); });
 }
 
 }  // namespace

@@ -563,6 +563,29 @@ absl::StatusOr<ObjectInfo> MemoryManager::GetObject(const Principal& who,
   return InfoOf(**obj);
 }
 
+std::vector<absl::StatusOr<ObjectInfo>> MemoryManager::GetObjects(
+    const Principal& who, absl::Span<const uint64_t> ids) {
+  std::vector<absl::StatusOr<BufferObjectRef>> found;
+  found.reserve(ids.size());
+  if (absl::Status s = CheckLive(); !s.ok()) {
+    return std::vector<absl::StatusOr<ObjectInfo>>(ids.size(), s);
+  }
+  {
+    MutexLock lock(&mu_);
+    for (uint64_t id : ids) found.push_back(LookupLocked(who, id, false));
+  }
+  std::vector<absl::StatusOr<ObjectInfo>> out;
+  out.reserve(ids.size());
+  for (const absl::StatusOr<BufferObjectRef>& o : found) {
+    if (o.ok()) {
+      out.push_back(InfoOf(**o));
+    } else {
+      out.push_back(o.status());
+    }
+  }
+  return out;
+}
+
 std::vector<ObjectInfo> MemoryManager::ListObjects(const Principal& who,
                                                    bool all) {
   std::vector<BufferObjectRef> objs;
@@ -782,11 +805,11 @@ absl::StatusOr<uint64_t> MemoryManager::ExecFill(const Principal& who,
   return (*f)->id();
 }
 
-absl::StatusOr<FenceRef> MemoryManager::ExecFillLocked(const Principal& who,
-                                                       uint64_t id,
-                                                       uint64_t offset,
-                                                       uint64_t length,
-                                                       uint8_t value) {
+absl::StatusOr<FenceRef> MemoryManager::ExecOnObjectLocked(
+    const Principal& who, uint64_t id, uint64_t offset, uint64_t length,
+    bool touch,
+    absl::FunctionRef<FenceRef(SgTableRef, uint64_t, CopyEngine::Deps)>
+        submit) {
   absl::StatusOr<BufferObjectRef> found = LookupLocked(who, id, true);
   if (!found.ok()) return found.status();
   const BufferObjectRef& obj = *found;
@@ -798,12 +821,23 @@ absl::StatusOr<FenceRef> MemoryManager::ExecFillLocked(const Principal& who,
   MutexLock io(obj->io_mu());
   CopyEngine::Deps deps;
   AddMoveDep(*obj, &deps);
-  SgTableRef sg = obj->sg();
-  FenceRef f =
-      device_->engine().Fill(sg, offset, length, value, std::move(deps));
+  FenceRef f = submit(obj->sg(), length, std::move(deps));
   RegisterExec(f, *obj, nullptr);
-  PlacedLocked(*obj);
+  if (touch) PlacedLocked(*obj);
   return f;
+}
+
+absl::StatusOr<FenceRef> MemoryManager::ExecFillLocked(const Principal& who,
+                                                       uint64_t id,
+                                                       uint64_t offset,
+                                                       uint64_t length,
+                                                       uint8_t value) {
+  return ExecOnObjectLocked(
+      who, id, offset, length, /*touch=*/true,
+      [&](SgTableRef sg, uint64_t n, CopyEngine::Deps deps) {
+        return device_->engine().Fill(std::move(sg), offset, n, value,
+                                      std::move(deps));
+      });
 }
 
 absl::StatusOr<uint64_t> MemoryManager::ExecCopy(const Principal& who,
@@ -864,22 +898,12 @@ absl::StatusOr<FenceRef> MemoryManager::ExecCopyLocked(
 absl::StatusOr<FenceRef> MemoryManager::ExecChecksumLocked(
     const Principal& who, uint64_t id, uint64_t offset, uint64_t length,
     std::shared_ptr<uint64_t> result) {
-  absl::StatusOr<BufferObjectRef> found = LookupLocked(who, id, true);
-  if (!found.ok()) return found.status();
-  const BufferObjectRef& obj = *found;
-  if (absl::Status s = obj->CheckAccess(); !s.ok()) return s;
-  absl::StatusOr<uint64_t> n =
-      ResolveLength("offset", obj->size(), offset, length);
-  if (!n.ok()) return n.status();
-  length = *n;
-  MutexLock io(obj->io_mu());
-  CopyEngine::Deps deps;
-  AddMoveDep(*obj, &deps);
-  SgTableRef sg = obj->sg();
-  FenceRef f = device_->engine().Checksum(sg, offset, length, std::move(result),
-                                          std::move(deps));
-  RegisterExec(f, *obj, nullptr);
-  return f;
+  return ExecOnObjectLocked(
+      who, id, offset, length, /*touch=*/false,
+      [&](SgTableRef sg, uint64_t n, CopyEngine::Deps deps) {
+        return device_->engine().Checksum(std::move(sg), offset, n,
+                                          std::move(result), std::move(deps));
+      });
 }
 
 absl::StatusOr<MemoryManager::ChecksumResult> MemoryManager::ExecChecksum(

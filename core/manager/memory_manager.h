@@ -45,6 +45,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -166,6 +167,10 @@ class MemoryManager {
   // Drops the object; its memory returns once in-flight blits finish.
   absl::Status DestroyObject(const Principal& who, uint64_t id);
   absl::StatusOr<ObjectInfo> GetObject(const Principal& who, uint64_t id);
+  // GetObject for each id, with one hold of the manager lock (a batch's
+  // reply); entry i is what GetObject(who, ids[i]) would return.
+  std::vector<absl::StatusOr<ObjectInfo>> GetObjects(
+      const Principal& who, absl::Span<const uint64_t> ids);
   // The caller's objects (every object for an admin with `all`), by id.
   std::vector<ObjectInfo> ListObjects(const Principal& who, bool all);
 
@@ -393,6 +398,17 @@ class MemoryManager {
       const Principal& who, const CreateRequest& request,
       const std::vector<Region*>& placements)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A one-object Exec command once mu_ is held: looks the object up for
+  // content (NOT_FOUND, PERMISSION_DENIED, DATA_LOSS), resolves the range
+  // (length 0: to the end; OUT_OF_RANGE), then, under its io_mu(), calls
+  // `submit` with its table, the resolved length and the move it must
+  // await, and registers the fence. `touch`: the command counts as a use
+  // (LRU).
+  absl::StatusOr<FenceRef> ExecOnObjectLocked(
+      const Principal& who, uint64_t id, uint64_t offset, uint64_t length,
+      bool touch,
+      absl::FunctionRef<FenceRef(SgTableRef, uint64_t, CopyEngine::Deps)>
+          submit) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The Exec commands' bodies once mu_ is held; each returns the fence.
   absl::StatusOr<FenceRef> ExecFillLocked(const Principal& who, uint64_t id,
                                           uint64_t offset, uint64_t length,

@@ -24,6 +24,16 @@ std::string Entry(int i, absl::string_view field) {
   return absl::StrCat("entries[", i, "].", field);
 }
 
+// ParseHandle for entry i, building the field's name only on error (a
+// batch parses up to 4096 handles).
+absl::StatusOr<uint64_t> EntryHandle(int i, absl::string_view field,
+                                     absl::string_view handle) {
+  absl::StatusOr<uint64_t> id = ParseHandle(field, handle);
+  if (id.ok()) return id;
+  return absl::InvalidArgumentError(
+      absl::StrCat("entries[", i, "].", id.status().message()));
+}
+
 absl::Status CheckCount(int n) {
   if (n == 0) {
     return FieldError("entries", "a batch needs at least one entry");
@@ -42,6 +52,17 @@ absl::Status Finish(RpcEnv* env, grpc::ServerContext* ctx, const Principal& who,
                     bool with_object, v1::BatchResponse* resp) {
   resp->set_fence_id(r.array_fence_id);
   uint32_t ok = 0;
+  // CreateBatch: every new object described under one lock hold.
+  std::vector<absl::StatusOr<ObjectInfo>> infos;
+  if (with_object) {
+    std::vector<uint64_t> ids;
+    ids.reserve(r.entries.size());
+    for (const MemoryManager::BatchEntry& e : r.entries) {
+      if (e.status.ok()) ids.push_back(e.object_id);
+    }
+    infos = env->manager().GetObjects(who, ids);
+  }
+  size_t next_info = 0;
   resp->mutable_results()->Reserve(static_cast<int>(r.entries.size()));
   for (const MemoryManager::BatchEntry& e : r.entries) {
     v1::BatchResult* out = resp->add_results();
@@ -55,8 +76,7 @@ absl::Status Finish(RpcEnv* env, grpc::ServerContext* ctx, const Principal& who,
     out->set_handle(FormatHandle(e.object_id));
     out->set_fence_id(e.fence_id);
     if (with_object) {
-      absl::StatusOr<ObjectInfo> info =
-          env->manager().GetObject(who, e.object_id);
+      const absl::StatusOr<ObjectInfo>& info = infos[next_info++];
       if (info.ok()) ObjectToProto(*info, out->mutable_object());
     }
   }
@@ -122,8 +142,7 @@ grpc::Status ObjectService::MigrateBatch(grpc::ServerContext* ctx,
         std::vector<MemoryManager::MigrateEntry> entries(req->entries_size());
         for (int i = 0; i < req->entries_size(); ++i) {
           const v1::MigrateBatchEntry& e = req->entries(i);
-          absl::StatusOr<uint64_t> id =
-              ParseHandle(Entry(i, "handle"), e.handle());
+          absl::StatusOr<uint64_t> id = EntryHandle(i, "handle", e.handle());
           if (!id.ok()) return id.status();
           entries[i].id = *id;
           entries[i].region = e.region().empty() ? req->region() : e.region();
@@ -148,9 +167,11 @@ grpc::Status ObjectService::DestroyBatch(grpc::ServerContext* ctx,
         if (absl::Status s = CheckCount(req->handles_size()); !s.ok()) return s;
         std::vector<uint64_t> ids(req->handles_size());
         for (int i = 0; i < req->handles_size(); ++i) {
-          absl::StatusOr<uint64_t> id =
-              ParseHandle(absl::StrCat("handles[", i, "]"), req->handles(i));
-          if (!id.ok()) return id.status();
+          absl::StatusOr<uint64_t> id = ParseHandle("", req->handles(i));
+          if (!id.ok()) {  // ": malformed handle": name the entry
+            return absl::InvalidArgumentError(
+                absl::StrCat("handles[", i, "]", id.status().message()));
+          }
           ids[i] = *id;
         }
         if (ctx->IsCancelled()) return absl::CancelledError("cancelled");
@@ -181,7 +202,7 @@ grpc::Status ObjectService::ExecBatch(grpc::ServerContext* ctx,
           switch (e.op_case()) {
             case v1::ExecRequest::kFill:
               x.op = MemoryManager::ExecEntry::Op::kFill;
-              id = ParseHandle(Entry(i, "fill.handle"), e.fill().handle());
+              id = EntryHandle(i, "fill.handle", e.fill().handle());
               if (e.fill().value() > 255) {
                 return FieldError(
                     Entry(i, "fill.value"),
@@ -193,12 +214,11 @@ grpc::Status ObjectService::ExecBatch(grpc::ServerContext* ctx,
               break;
             case v1::ExecRequest::kCopy: {
               x.op = MemoryManager::ExecEntry::Op::kCopy;
-              absl::StatusOr<uint64_t> src = ParseHandle(
-                  Entry(i, "copy.src_handle"), e.copy().src_handle());
+              absl::StatusOr<uint64_t> src =
+                  EntryHandle(i, "copy.src_handle", e.copy().src_handle());
               if (!src.ok()) return src.status();
               x.src = *src;
-              id = ParseHandle(Entry(i, "copy.dst_handle"),
-                               e.copy().dst_handle());
+              id = EntryHandle(i, "copy.dst_handle", e.copy().dst_handle());
               x.src_offset = e.copy().src_offset();
               x.offset = e.copy().dst_offset();
               x.length = e.copy().length();
@@ -206,8 +226,7 @@ grpc::Status ObjectService::ExecBatch(grpc::ServerContext* ctx,
             }
             case v1::ExecRequest::kChecksum:
               x.op = MemoryManager::ExecEntry::Op::kChecksum;
-              id = ParseHandle(Entry(i, "checksum.handle"),
-                               e.checksum().handle());
+              id = EntryHandle(i, "checksum.handle", e.checksum().handle());
               x.offset = e.checksum().offset();
               x.length = e.checksum().length();
               wait = true;  // Its result is the response, as for Exec.

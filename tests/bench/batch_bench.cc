@@ -9,6 +9,7 @@
 //
 //   bazel run -c opt //tests/bench:batch_bench [-- --seconds=1]
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,10 +26,10 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "core/device/sim_device.h"
 #include "core/fence/fence.h"
 #include "core/fence/fence_array.h"
 #include "core/manager/memory_manager.h"
@@ -36,6 +37,7 @@
 #include "gpumig/v1/objects.grpc.pb.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
+#include "tests/bench/bench_manager.h"
 
 ABSL_FLAG(double, seconds, 0.5, "minimum measuring time per row");
 ABSL_FLAG(std::string, gpumigd, "", "gpumigd binary (default: runfiles)");
@@ -51,7 +53,14 @@ struct Row {
   std::string name;
   int batch = 0;
   double ops_per_s = 0;
+  // CPU time (user + system) per operation of this process and, for rows
+  // through the daemon, of gpumigd: unlike the rates, hardly dependent on
+  // what else the machine runs.
+  double self_cpu_us_per_op = 0;
+  double daemon_cpu_us_per_op = 0;
 };
+
+int64_t g_measured_ops = 0;  // operations of the last Measure(), warm-up too
 
 // Runs `op` (which does `per_call` operations) for --seconds; ops/s.
 template <typename Op>
@@ -66,7 +75,43 @@ double Measure(int per_call, Op op) {
     n += per_call;
     elapsed = absl::Now() - start;
   } while (elapsed < min || n < 3 * per_call);
+  g_measured_ops = n + per_call;
   return n / absl::ToDoubleSeconds(elapsed);
+}
+
+double SelfCpuSeconds() {
+  rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+         (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+// utime + stime of `pid` from /proc/<pid>/stat (fields 14 and 15); 0 if
+// unreadable.
+double ProcCpuSeconds(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string line;
+  if (pid <= 0 || !std::getline(in, line)) return 0;
+  const size_t paren = line.rfind(')');
+  if (paren == std::string::npos) return 0;
+  std::vector<std::string> f = absl::StrSplit(line.substr(paren + 2), ' ');
+  // f[0] is field 3 (state): utime is field 14, stime 15.
+  if (f.size() < 13) return 0;
+  return (std::stod(f[11]) + std::stod(f[12])) / sysconf(_SC_CLK_TCK);
+}
+
+// One row: Measure() with the CPU of this process and of the daemon
+// (`daemon` 0: in-process) per operation.
+template <typename Op>
+Row MeasureRow(const std::string& name, int per_call, pid_t daemon, Op op) {
+  const double self0 = SelfCpuSeconds(), d0 = ProcCpuSeconds(daemon);
+  Row row{name, per_call, Measure(per_call, op)};
+  const double ops = static_cast<double>(g_measured_ops);
+  row.self_cpu_us_per_op = (SelfCpuSeconds() - self0) * 1e6 / ops;
+  if (daemon > 0) {
+    row.daemon_cpu_us_per_op = (ProcCpuSeconds(daemon) - d0) * 1e6 / ops;
+  }
+  return row;
 }
 
 [[noreturn]] void Die(const std::string& what) {
@@ -75,17 +120,7 @@ double Measure(int per_call, Op op) {
 }
 
 std::unique_ptr<MemoryManager> MakeManager() {
-  auto faults = std::make_unique<FaultInjector>();
-  SimDeviceConfig config;
-  config.regions.push_back(
-      {"lmem", RegionKind::kLmem, 256ull << 20, 64ull << 20});
-  config.regions.push_back({"smem", RegionKind::kSmem, 1ull << 30, 1ull << 30});
-  auto device = SimDevice::Create(std::move(config), faults.get());
-  if (!device.ok()) Die(device.status().ToString());
-  ManagerOptions options;
-  options.fence_history = 1 << 16;
-  auto mm = MemoryManager::Create(std::move(faults), *std::move(device),
-                                  std::move(options));
+  absl::StatusOr<std::unique_ptr<MemoryManager>> mm = bench::MakeBenchManager();
   if (!mm.ok()) Die(mm.status().ToString());
   return *std::move(mm);
 }
@@ -104,32 +139,30 @@ void InProcess(std::vector<Row>* rows) {
     ids.push_back(c->object_id);
   }
   bool in_lmem = false;
-  rows->push_back({"inproc_migrate", 1, Measure(1, [&] {
-                     auto f =
-                         mm->Migrate(me, ids[0], in_lmem ? "smem" : "lmem");
-                     if (!f.ok()) Die(f.status().ToString());
-                     (void)mm->WaitFence(me, *f, absl::InfiniteFuture());
-                     in_lmem = !in_lmem;
-                   })});
+  rows->push_back(MeasureRow("inproc_migrate", 1, 0, [&] {
+    auto f = mm->Migrate(me, ids[0], in_lmem ? "smem" : "lmem");
+    if (!f.ok()) Die(f.status().ToString());
+    (void)mm->WaitFence(me, *f, absl::InfiniteFuture());
+    in_lmem = !in_lmem;
+  }));
   for (int n : {64, 256, 4096}) {
     bool lmem = false;
-    rows->push_back({"inproc_migrate_batch", n, Measure(n, [&] {
-                       std::vector<MemoryManager::MigrateEntry> e(n);
-                       for (int i = 0; i < n; ++i) {
-                         e[i] = {ids[i], lmem ? "smem" : "lmem"};
-                       }
-                       auto r = mm->MigrateBatch(me, e);
-                       if (!r.ok()) Die(r.status().ToString());
-                       (void)mm->WaitFence(me, r->array_fence_id,
-                                           absl::InfiniteFuture());
-                       lmem = !lmem;
-                     })});
+    rows->push_back(MeasureRow("inproc_migrate_batch", n, 0, [&] {
+      std::vector<MemoryManager::MigrateEntry> e(n);
+      for (int i = 0; i < n; ++i) {
+        e[i] = {ids[i], lmem ? "smem" : "lmem"};
+      }
+      auto r = mm->MigrateBatch(me, e);
+      if (!r.ok()) Die(r.status().ToString());
+      (void)mm->WaitFence(me, r->array_fence_id, absl::InfiniteFuture());
+      lmem = !lmem;
+    }));
   }
-  rows->push_back({"inproc_create_destroy", 1, Measure(1, [&] {
-                     auto c = mm->CreateObject(me, req);
-                     if (!c.ok()) Die(c.status().ToString());
-                     (void)mm->DestroyObject(me, c->object_id);
-                   })});
+  rows->push_back(MeasureRow("inproc_create_destroy", 1, 0, [&] {
+    auto c = mm->CreateObject(me, req);
+    if (!c.ok()) Die(c.status().ToString());
+    (void)mm->DestroyObject(me, c->object_id);
+  }));
 }
 
 std::string FindDaemon(const char* argv0) {
@@ -190,11 +223,11 @@ void ThroughDaemon(const std::string& binary, std::vector<Row>* rows) {
     if (absl::Now() > deadline) Die("gpumigd did not start");
     absl::SleepFor(absl::Milliseconds(10));
   }
-  rows->push_back({"rpc_ping", 1, Measure(1, [&] {
-                     v1::PingRequest p;
-                     v1::PingResponse pr;
-                     if (!daemon->Ping(Ctx().get(), p, &pr).ok()) Die("ping");
-                   })});
+  rows->push_back(MeasureRow("rpc_ping", 1, pid, [&] {
+    v1::PingRequest p;
+    v1::PingResponse pr;
+    if (!daemon->Ping(Ctx().get(), p, &pr).ok()) Die("ping");
+  }));
   // kObjects objects via CreateBatch.
   std::vector<std::string> handles;
   {
@@ -212,17 +245,16 @@ void ThroughDaemon(const std::string& binary, std::vector<Row>* rows) {
     for (const auto& r : resp.results()) handles.push_back(r.handle());
   }
   bool in_lmem = false;
-  rows->push_back({"rpc_migrate", 1, Measure(1, [&] {
-                     v1::MigrateObjectRequest req;
-                     req.set_handle(handles[0]);
-                     req.set_region(in_lmem ? "smem" : "lmem");
-                     req.set_wait(true);
-                     v1::MigrateObjectResponse resp;
-                     grpc::Status st =
-                         objects->Migrate(Ctx().get(), req, &resp);
-                     if (!st.ok()) Die(st.error_message());
-                     in_lmem = !in_lmem;
-                   })});
+  rows->push_back(MeasureRow("rpc_migrate", 1, pid, [&] {
+    v1::MigrateObjectRequest req;
+    req.set_handle(handles[0]);
+    req.set_region(in_lmem ? "smem" : "lmem");
+    req.set_wait(true);
+    v1::MigrateObjectResponse resp;
+    grpc::Status st = objects->Migrate(Ctx().get(), req, &resp);
+    if (!st.ok()) Die(st.error_message());
+    in_lmem = !in_lmem;
+  }));
   for (int n : {64, 256, 4096}) {
     v1::MigrateBatchRequest to_lmem, to_smem;
     for (int i = 0; i < n; ++i) {
@@ -234,28 +266,28 @@ void ThroughDaemon(const std::string& binary, std::vector<Row>* rows) {
     to_lmem.set_wait(true);
     to_smem.set_wait(true);
     bool lmem = false;
-    rows->push_back({"rpc_migrate_batch", n, Measure(n, [&] {
-                       v1::BatchResponse resp;
-                       grpc::Status st = objects->MigrateBatch(
-                           Ctx().get(), lmem ? to_smem : to_lmem, &resp);
-                       if (!st.ok() || resp.failed() != 0) Die("migrate batch");
-                       lmem = !lmem;
-                     })});
+    rows->push_back(MeasureRow("rpc_migrate_batch", n, pid, [&] {
+      v1::BatchResponse resp;
+      grpc::Status st =
+          objects->MigrateBatch(Ctx().get(), lmem ? to_smem : to_lmem, &resp);
+      if (!st.ok() || resp.failed() != 0) Die("migrate batch");
+      lmem = !lmem;
+    }));
   }
-  rows->push_back({"rpc_create_destroy", 1, Measure(1, [&] {
-                     v1::CreateObjectRequest req;
-                     req.set_size_bytes(kSize);
-                     req.add_placements("smem");
-                     v1::CreateObjectResponse resp;
-                     grpc::Status st = objects->Create(Ctx().get(), req, &resp);
-                     if (!st.ok()) Die(st.error_message());
-                     v1::DestroyObjectRequest d;
-                     d.set_handle(resp.object().handle());
-                     v1::DestroyObjectResponse dr;
-                     if (!objects->Destroy(Ctx().get(), d, &dr).ok()) {
-                       Die("destroy");
-                     }
-                   })});
+  rows->push_back(MeasureRow("rpc_create_destroy", 1, pid, [&] {
+    v1::CreateObjectRequest req;
+    req.set_size_bytes(kSize);
+    req.add_placements("smem");
+    v1::CreateObjectResponse resp;
+    grpc::Status st = objects->Create(Ctx().get(), req, &resp);
+    if (!st.ok()) Die(st.error_message());
+    v1::DestroyObjectRequest d;
+    d.set_handle(resp.object().handle());
+    v1::DestroyObjectResponse dr;
+    if (!objects->Destroy(Ctx().get(), d, &dr).ok()) {
+      Die("destroy");
+    }
+  }));
   for (int n : {64, 256, 4096}) {
     v1::CreateBatchRequest creq;
     for (int i = 0; i < n; ++i) {
@@ -263,19 +295,18 @@ void ThroughDaemon(const std::string& binary, std::vector<Row>* rows) {
       e->set_size_bytes(kSize);
       e->add_placements("smem");
     }
-    rows->push_back({"rpc_create_destroy_batch", n, Measure(n, [&] {
-                       v1::BatchResponse resp;
-                       grpc::Status st =
-                           objects->CreateBatch(Ctx().get(), creq, &resp);
-                       if (!st.ok() || resp.failed() != 0) Die("create batch");
-                       v1::DestroyBatchRequest d;
-                       for (const auto& r : resp.results()) {
-                         d.add_handles(r.handle());
-                       }
-                       v1::BatchResponse dr;
-                       st = objects->DestroyBatch(Ctx().get(), d, &dr);
-                       if (!st.ok() || dr.failed() != 0) Die("destroy batch");
-                     })});
+    rows->push_back(MeasureRow("rpc_create_destroy_batch", n, pid, [&] {
+      v1::BatchResponse resp;
+      grpc::Status st = objects->CreateBatch(Ctx().get(), creq, &resp);
+      if (!st.ok() || resp.failed() != 0) Die("create batch");
+      v1::DestroyBatchRequest d;
+      for (const auto& r : resp.results()) {
+        d.add_handles(r.handle());
+      }
+      v1::BatchResponse dr;
+      st = objects->DestroyBatch(Ctx().get(), d, &dr);
+      if (!st.ok() || dr.failed() != 0) Die("destroy batch");
+    }));
   }
   kill(pid, SIGTERM);
   int status = 0;
@@ -325,8 +356,10 @@ int main(int argc, char** argv) {
   std::printf("{\n  \"rows\": [\n");
   for (size_t i = 0; i < rows.size(); ++i) {
     std::printf(
-        "    {\"case\": \"%s\", \"batch\": %d, \"ops_per_s\": %.0f}%s\n",
+        "    {\"case\": \"%s\", \"batch\": %d, \"ops_per_s\": %.0f, "
+        "\"self_cpu_us_per_op\": %.2f, \"daemon_cpu_us_per_op\": %.2f}%s\n",
         rows[i].name.c_str(), rows[i].batch, rows[i].ops_per_s,
+        rows[i].self_cpu_us_per_op, rows[i].daemon_cpu_us_per_op,
         i + 1 < rows.size() ? "," : "");
   }
   const double inproc = Find(rows, "inproc_migrate", 1);

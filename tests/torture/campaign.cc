@@ -19,6 +19,7 @@
 #include "common/region_counters.h"
 #include "core/base/mutex.h"
 #include "tests/torture/campaign_shm.h"
+#include "tests/torture/campaign_batch.h"
 #include "tests/torture/pattern.h"
 #include "tests/torture/rng.h"
 #include "tests/torture/schedule.h"
@@ -1955,6 +1956,10 @@ absl::StatusOr<CampaignResult> Campaign::Run() {
       client::Client::Connect(options_.connect);
   if (!killer_client.ok()) return killer_client.status();
   ShmKiller shm_killer(this, *std::move(killer_client));
+  absl::StatusOr<std::unique_ptr<client::Client>> batch_client =
+      client::Client::Connect(options_.connect);  // campaign_batch.h
+  if (!batch_client.ok()) return batch_client.status();
+  BatchClient batcher(this, options_.clients, *std::move(batch_client));
 
   start_ = absl::Now();
   std::atomic<int> running{options_.clients};
@@ -1968,6 +1973,7 @@ absl::StatusOr<CampaignResult> Campaign::Run() {
   }
   std::thread sched_thread([&] { scheduler.Run(start_); });
   std::thread shm_thread([&] { shm_killer.Run(); });
+  threads.emplace_back([&batcher] { batcher.Run(); });
   client::WatchCanceller canceller;
   CampaignStats watch_stats;
   std::thread watch_thread([&] { Watcher(&canceller, &watch_stats); });
@@ -1994,6 +2000,7 @@ absl::StatusOr<CampaignResult> Campaign::Run() {
 
   for (auto& w : workers) result.stats.Merge(w->stats());
   result.stats.Merge(scheduler.stats());
+  result.stats.Merge(batcher.stats());
   result.stats.Merge(watch_stats);
   result.stats.Merge(shm_killer.stats());
 

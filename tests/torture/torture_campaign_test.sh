@@ -178,6 +178,8 @@ json_check "$TMP/main.json" 'd["unavailable"] is False'
 # A share of the IO went through shared buffers, and clients with buffers
 # registered and in use were SIGKILLed (campaign_shm.h).
 json_check "$TMP/main.json" 'min(d["ops_by_kind"].get(k, 0) for k in ("shm-write", "shm-read", "shm-kill")) > 0'
+# The batch client ran every batch RPC, its arrays checked (campaign_batch.h).
+json_check "$TMP/main.json" 'min(d["ops_by_kind"].get(k, 0) for k in ("batch_create", "batch_migrate", "batch_exec")) > 0'
 # What ran is the seed's schedule: the action lines of the run are a prefix
 # of the printed schedule.
 sed -nE 's/^\[ *[0-9.]+s\] (#[0-9]+ at [0-9.]+s (inject|evict) .*) -> .*/\1/p' \

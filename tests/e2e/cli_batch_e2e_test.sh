@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# End-to-end test of gpumigctl's batch forms against a real gpumigd:
+#   gpumigctl create SIZE --count N, gpumigctl migrate H1 H2 ... REGION,
+#   gpumigctl destroy H1 H2 ... -- one CreateBatch / MigrateBatch /
+#   DestroyBatch each, a line per entry in request order, then the fence
+#   array; --json; exit codes (the first failed entry's code).
+# Starts //daemon:gpumigd on a unix socket in $TEST_TMPDIR; killed on exit.
+#
+# Outside Bazel: GPUMIGD=path/to/gpumigd GPUMIGCTL=path/to/gpumigctl \
+#   tests/e2e/cli_batch_e2e_test.sh
+set -uo pipefail
+
+find_bin() {  # find_bin ENV_VALUE RUNFILES_PATH
+  if [ -n "$1" ]; then echo "$1"; return; fi
+  for root in "${RUNFILES_DIR:-}" "${TEST_SRCDIR:-}" "$PWD/.." ; do
+    if [ -n "$root" ] && [ -x "$root/gpumig/$2" ]; then
+      echo "$root/gpumig/$2"
+      return
+    fi
+  done
+  [ -x "$2" ] && { echo "$PWD/$2"; return; }
+  echo "cli_batch_e2e_test: cannot find $2" >&2
+  exit 1
+}
+GPUMIGD=$(find_bin "${GPUMIGD:-}" daemon/gpumigd) || exit 1
+GPUMIGCTL=$(find_bin "${GPUMIGCTL:-}" client/gpumigctl) || exit 1
+command -v python3 >/dev/null || { echo "cli_batch_e2e_test: needs python3" >&2; exit 1; }
+
+TMP=${TEST_TMPDIR:-$(mktemp -d)}
+mkdir -p "$TMP"
+SOCKDIR="$TMP"
+if [ ${#TMP} -gt 80 ]; then SOCKDIR=$(mktemp -d /tmp/gpumig-e2e.XXXXXX); fi
+SOCK="$SOCKDIR/gpumig.sock"
+LOG="$TMP/gpumigd.log"
+DAEMON_PID=""
+cleanup() {
+  if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
+    kill -TERM "$DAEMON_PID" 2>/dev/null
+    for _ in $(seq 1 50); do
+      kill -0 "$DAEMON_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$DAEMON_PID" 2>/dev/null
+  fi
+  [ "$SOCKDIR" != "$TMP" ] && rm -rf "$SOCKDIR"
+}
+trap cleanup EXIT
+
+STEP=""
+step() { STEP="$*"; echo "--- $*"; }
+fail() {
+  echo "FAIL [$STEP]: $*" >&2
+  for f in "$TMP/out" "$TMP/err"; do
+    [ -s "$f" ] && { echo "== $f:" >&2; head -c 2000 "$f" >&2; echo >&2; }
+  done
+  tail -n 20 "$LOG" >&2 2>/dev/null
+  exit 1
+}
+ctl() { "$GPUMIGCTL" --socket "$SOCK" "$@"; }
+expect() {
+  local want=$1
+  shift
+  "$@" >"$TMP/out" 2>"$TMP/err"
+  local rc=$?
+  [ "$rc" -eq "$want" ] || fail "'$*' exited $rc, expected $want"
+}
+ok() { expect 0 "$@"; }
+out_has() { grep -qE -- "$1" "$TMP/out" || fail "stdout lacks /$1/"; }
+err_has() { grep -qE -- "$1" "$TMP/err" || fail "stderr lacks /$1/"; }
+json_check() {
+  python3 -c '
+import json, sys
+with open(sys.argv[1]) as f:
+    d = json.load(f)
+sys.exit(0 if eval(sys.argv[2]) else 1)
+' "$TMP/out" "$1" || fail "JSON check failed: $1"
+}
+
+step "start gpumigd"
+CONFIG="$TMP/gpumigd.textproto"
+cat >"$CONFIG" <<'CONF'
+backend: "sim"
+regions { name: "lmem" kind: LMEM size: "16MiB" aperture: "4MiB" }
+regions { name: "smem" kind: SMEM size: "64MiB" }
+CONF
+"$GPUMIGD" --config="$CONFIG" --socket="$SOCK" >"$LOG" 2>&1 &
+DAEMON_PID=$!
+ready=0
+for _ in $(seq 1 150); do
+  if ctl --timeout 1s ping >/dev/null 2>&1; then ready=1; break; fi
+  kill -0 "$DAEMON_PID" 2>/dev/null || fail "gpumigd exited during start-up"
+  sleep 0.1
+done
+[ "$ready" -eq 1 ] || fail "gpumigd did not answer ping within 15 s"
+
+step "create --count: one line per entry, then the array"
+ok ctl create 4K --count 5 --placements smem,lmem --wait
+[ "$(grep -c '^created obj-' "$TMP/out")" -eq 5 ] || fail "not 5 created lines"
+out_has '^batch: 5 entries, 5 ok, 0 failed; fence array [0-9]+ SIGNALED BLIT_OK \(5 members'
+mapfile -t H < <(sed -n 's/^created \(obj-[0-9]*\):.*/\1/p' "$TMP/out")
+[ "${#H[@]}" -eq 5 ] || fail "expected 5 handles"
+
+step "create --count --quiet prints handles only"
+ok ctl create 8K --count 3 --quiet
+[ "$(grep -c '^obj-[0-9]*$' "$TMP/out")" -eq 3 ] || fail "not 3 handles"
+mapfile -t Q <"$TMP/out"
+
+step "create --count --json"
+ok ctl --json create 4K --count 2 --placements smem
+json_check 'len(d["entries"]) == 2 and d["succeeded"] == 2 and d["failed"] == 0'
+json_check 'all(e["error"] == "OK" and e["object"]["region"] == "smem" for e in d["entries"])'
+json_check 'd["fence"] is None and d["fence_id"] > 0'
+J1=$(python3 -c 'import json,sys; print(" ".join(e["handle"] for e in json.load(open(sys.argv[1]))["entries"]))' "$TMP/out")
+
+step "migrate H1 H2 ... REGION with --wait"
+ok ctl migrate "${H[@]}" lmem --wait
+for h in "${H[@]}"; do out_has "^$h -> lmem: fence [0-9]+$"; done
+out_has '^batch: 5 entries, 5 ok, 0 failed; fence array [0-9]+ SIGNALED BLIT_OK'
+ok ctl --json get "${H[2]}"
+json_check 'd["region"] == "lmem"'
+
+step "migrate --json: request order, array members"
+ok ctl --json migrate "${H[1]}" "${H[0]}" smem --wait
+json_check '[e["handle"] for e in d["entries"]] == ["'"${H[1]}"'", "'"${H[0]}"'"]'
+json_check 'd["fence"]["kind"] == "ARRAY" and d["fence"]["state"] == "SIGNALED"'
+json_check 'd["fence"]["array"]["members"] == 2 and d["fence"]["array"]["member_fence_ids"] == [e["fence_id"] for e in d["entries"]]'
+
+step "a missing entry fails alone; exit is its code (3 NOT_FOUND)"
+expect 3 ctl migrate "${H[3]}" obj-999999 "${H[4]}" smem --wait
+out_has "^${H[3]} -> smem: fence"
+out_has '^obj-999999: NOT_FOUND'
+out_has "^${H[4]} -> smem: fence"
+out_has '2 ok, 1 failed'
+
+step "a malformed batch is refused whole (exit 5), nothing moves"
+expect 5 ctl migrate "${H[0]}" "${H[0]}" lmem
+err_has 'INVALID_ARGUMENT.*entries\[1\]'
+ok ctl --json get "${H[0]}"
+json_check 'd["region"] == "smem"'
+expect 5 ctl migrate "${H[0]}" not-a-handle lmem
+err_has 'entries\[1\]\.handle'
+
+step "single forms are unchanged"
+ok ctl migrate "${H[0]}" lmem --wait
+out_has 'state'
+ok ctl destroy "${Q[0]}"
+out_has "^destroyed ${Q[0]}$"
+
+step "destroy H1 H2 ...: per entry; a second time NOT_FOUND (exit 3)"
+ok ctl destroy "${H[@]}" "${Q[1]}" --wait
+[ "$(grep -c '^destroyed obj-' "$TMP/out")" -eq 6 ] || fail "not 6 destroyed lines"
+out_has 'fence array [0-9]+ SIGNALED'
+expect 3 ctl destroy "${H[0]}" "${Q[2]}"
+out_has "^${H[0]}: NOT_FOUND"
+out_has "^destroyed ${Q[2]}$"
+# shellcheck disable=SC2086
+ok ctl --json destroy $J1
+json_check 'd["succeeded"] == 2'
+
+step "bad --count is a usage error (exit 2)"
+expect 2 ctl create 4K --count 0
+expect 2 ctl create 4K --count 4097
+expect 2 ctl create 4K --count many
+
+step "nothing left"
+ok ctl --json list
+json_check 'len(d) == 0 if isinstance(d, list) else len(d.get("objects", [])) == 0'
+echo "PASS"
