@@ -205,13 +205,13 @@ TEST_F(ShmLeakE2eTest, EveryRefusedFdOrRecordLeavesTheDaemonHoldingNothing) {
                    shm::MakeMemfd(kPage, F_SEAL_SHRINK | F_SEAL_SEAL), kPage,
                    shm::ShmError::kMissingSealGrow});
   cases.push_back({"write-sealed",
-                   shm::MakeMemfd(kPage, shm::kGoodSeals | F_SEAL_WRITE),
-                   kPage, shm::ShmError::kWriteSealed});
+                   shm::MakeMemfd(kPage, shm::kGoodSeals | F_SEAL_WRITE), kPage,
+                   shm::ShmError::kWriteSealed});
   const int good = shm::MakeMemfd(kPage, shm::kGoodSeals);
-  cases.push_back({"read-only reopen",
-                   open(absl::StrCat("/proc/self/fd/", good).c_str(),
-                        O_RDONLY | O_CLOEXEC),
-                   kPage, shm::ShmError::kNotReadWrite});
+  cases.push_back(
+      {"read-only reopen",
+       open(absl::StrCat("/proc/self/fd/", good).c_str(), O_RDONLY | O_CLOEXEC),
+       kPage, shm::ShmError::kNotReadWrite});
   cases.push_back({"size != st_size", shm::MakeMemfd(kPage, shm::kGoodSeals),
                    2 * kPage, shm::ShmError::kSizeMismatch});
   for (const BadFd& c : cases) {
@@ -233,9 +233,9 @@ TEST_F(ShmLeakE2eTest, EveryRefusedFdOrRecordLeavesTheDaemonHoldingNothing) {
   for (size_t len : {size_t{5}, size_t{32}, size_t{33}}) {
     ASSERT_TRUE(shm::SendRaw(sock_, junk, len, {good}));
     ASSERT_TRUE(shm::RecvReply(sock_, &rep));
-    EXPECT_EQ(rep.error, static_cast<uint32_t>(len == 32
-                                                   ? shm::ShmError::kBadMagic
-                                                   : shm::ShmError::kBadRecordSize))
+    EXPECT_EQ(rep.error,
+              static_cast<uint32_t>(len == 32 ? shm::ShmError::kBadMagic
+                                              : shm::ShmError::kBadRecordSize))
         << len;
   }
   close(good);
@@ -291,9 +291,8 @@ TEST_F(ShmLeakE2eTest, ClientTruncatingOrGrowingMidCopyIsRefusedByTheSeals) {
     EXPECT_EQ(refused(ftruncate(fd, size / 2)), EPERM);
     EXPECT_EQ(refused(ftruncate(fd, 2 * size)), EPERM);
     EXPECT_EQ(refused(fallocate(fd, 0, size, kMiB)), EPERM);  // grow
-    EXPECT_EQ(fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
-                        kMiB),
-              0);
+    EXPECT_EQ(
+        fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, kMiB), 0);
   }
   wait_copies(copies.load() + 4);
   stop = true;

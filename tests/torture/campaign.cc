@@ -1,5 +1,4 @@
 #include "tests/torture/campaign.h"
-#include "tests/torture/campaign_shm.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -17,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "core/base/mutex.h"
+#include "tests/torture/campaign_shm.h"
 #include "tests/torture/pattern.h"
 #include "tests/torture/rng.h"
 #include "tests/torture/schedule.h"
@@ -882,9 +882,8 @@ class Campaign::Worker {
                 absl::MakeSpan(data));
     for (int attempt = 0; attempt < 6; ++attempt) {
       const char* method = "Write";
-      absl::StatusOr<uint64_t> w = shm_io_->Write(*cl_, obj->handle, data,
-                                                  offset, Call(), &stats_,
-                                                  &method);
+      absl::StatusOr<uint64_t> w = shm_io_->Write(
+          *cl_, obj->handle, data, offset, Call(), &stats_, &method);
       Note(method, w);
       if (w.ok()) {
         if (*w != length) {
