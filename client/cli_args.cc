@@ -16,6 +16,9 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/bytes.h"
+#include "common/duration.h"
+#include "common/numbers.h"
 
 namespace gpumig::cli {
 namespace {
@@ -33,32 +36,6 @@ const FlagSpec* FindShort(const std::vector<FlagSpec>& specs, char c) {
     if (spec.short_name != 0 && spec.short_name == c) return &spec;
   }
   return nullptr;
-}
-
-// Parses digits (decimal, or hex after 0x) exactly; no sign, no spaces.
-std::optional<uint64_t> ParseDigits(absl::string_view text) {
-  if (text.empty()) return std::nullopt;
-  int base = 10;
-  if (text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) {
-    base = 16;
-    text.remove_prefix(2);
-  }
-  uint64_t value = 0;
-  for (char c : text) {
-    int digit;
-    if (c >= '0' && c <= '9') {
-      digit = c - '0';
-    } else if (base == 16 && c >= 'a' && c <= 'f') {
-      digit = c - 'a' + 10;
-    } else if (base == 16 && c >= 'A' && c <= 'F') {
-      digit = c - 'A' + 10;
-    } else {
-      return std::nullopt;
-    }
-    if (value > (UINT64_MAX - digit) / base) return std::nullopt;
-    value = value * base + digit;
-  }
-  return value;
 }
 
 }  // namespace
@@ -172,52 +149,11 @@ std::string FormatFlagHelp(const std::vector<FlagSpec>& specs) {
 }
 
 absl::StatusOr<uint64_t> ParseSize(absl::string_view text) {
-  const std::string original(text);
-  auto bad = [&](absl::string_view why) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("bad size '", original, "': ", why,
-                     " (examples: 4096, 4K, 1M, 64MiB, 0x1000)"));
-  };
-  if (text.empty()) return bad("empty");
-  size_t digits_end = 0;
-  if (text.size() > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X')) {
-    digits_end = 2;
-    while (digits_end < text.size() &&
-           absl::ascii_isxdigit(static_cast<unsigned char>(text[digits_end]))) {
-      ++digits_end;
-    }
-  } else {
-    while (digits_end < text.size() &&
-           absl::ascii_isdigit(static_cast<unsigned char>(text[digits_end]))) {
-      ++digits_end;
-    }
-  }
-  if (digits_end == 0) return bad("not a number");
-  std::optional<uint64_t> number = ParseDigits(text.substr(0, digits_end));
-  if (!number.has_value()) return bad("not a number or too large");
-  std::string unit = absl::AsciiStrToLower(text.substr(digits_end));
-  uint64_t multiplier;
-  if (unit.empty() || unit == "b") {
-    multiplier = 1;
-  } else if (unit == "k" || unit == "kb" || unit == "kib") {
-    multiplier = uint64_t{1} << 10;
-  } else if (unit == "m" || unit == "mb" || unit == "mib") {
-    multiplier = uint64_t{1} << 20;
-  } else if (unit == "g" || unit == "gb" || unit == "gib") {
-    multiplier = uint64_t{1} << 30;
-  } else if (unit == "t" || unit == "tb" || unit == "tib") {
-    multiplier = uint64_t{1} << 40;
-  } else if (!unit.empty() && unit[0] == '.') {
-    return bad("fractions are not supported");
-  } else {
-    return bad(absl::StrCat("unknown unit '", text.substr(digits_end), "'"));
-  }
-  if (*number > UINT64_MAX / multiplier) return bad("too large");
-  return *number * multiplier;
+  return ParseByteSize(text, ByteSizeSyntax::kCommandLine);
 }
 
 absl::StatusOr<uint64_t> ParseUint(absl::string_view text, uint64_t max) {
-  std::optional<uint64_t> value = ParseDigits(text);
+  std::optional<uint64_t> value = ParseUint64(text);
   if (!value.has_value()) {
     return absl::InvalidArgumentError(
         absl::StrCat("'", text, "' is not an unsigned integer"));
@@ -239,23 +175,7 @@ absl::StatusOr<double> ParseProbability(absl::string_view text) {
 }
 
 absl::StatusOr<absl::Duration> ParseDurationFlag(absl::string_view text) {
-  auto bad = [&] {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "bad duration '", text, "' (examples: 10s, 500ms, 2m, 1.5, inf)"));
-  };
-  if (text.empty()) return bad();
-  absl::Duration d;
-  double seconds;
-  if (absl::ParseDuration(text, &d)) {
-    // absl accepts "0" and signed values; "0" is fine, negatives are not.
-  } else if (absl::SimpleAtod(text, &seconds) && std::isfinite(seconds) &&
-             absl::ascii_isdigit(static_cast<unsigned char>(text[0]))) {
-    d = absl::Seconds(seconds);
-  } else {
-    return bad();
-  }
-  if (d < absl::ZeroDuration()) return bad();
-  return d;
+  return ParseNonNegativeDuration(text);
 }
 
 std::vector<std::string> SplitList(absl::string_view text) {

@@ -11,38 +11,16 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/bytes.h"
+#include "common/duration.h"
+#include "common/json.h"
 
 namespace gpumig::cli {
 
-std::string FormatSize(uint64_t bytes) {
-  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int unit = 0;
-  uint64_t divisor = 1;
-  while (unit < 4 && bytes >= divisor * 1024) {
-    divisor *= 1024;
-    ++unit;
-  }
-  if (bytes % divisor == 0) {
-    return absl::StrCat(bytes / divisor, " ", kUnits[unit]);
-  }
-  double value = static_cast<double>(bytes) / static_cast<double>(divisor);
-  std::string text = absl::StrFormat("%.1f", value);
-  // 1023.96 KiB would print as "1024.0 KiB"; keep it honest but short.
-  return absl::StrCat(text, " ", kUnits[unit]);
-}
+std::string FormatSize(uint64_t bytes) { return FormatBytes(bytes); }
 
 std::string FormatNanos(int64_t nanos) {
-  absl::Duration d = absl::Nanoseconds(nanos);
-  absl::Duration magnitude = d < absl::ZeroDuration() ? -d : d;
-  // Keep about three significant digits below the leading unit.
-  if (magnitude >= absl::Hours(1)) {
-    d = absl::Trunc(d, absl::Seconds(1));
-  } else if (magnitude >= absl::Seconds(1)) {
-    d = absl::Trunc(d, absl::Milliseconds(1));
-  } else if (magnitude >= absl::Milliseconds(1)) {
-    d = absl::Trunc(d, absl::Microseconds(1));
-  }
-  return absl::FormatDuration(d);
+  return FormatDurationRounded(absl::Nanoseconds(nanos));
 }
 
 std::string FormatUnixNanos(int64_t unix_nanos) {
@@ -106,84 +84,8 @@ std::string KeyValueBlock::Render() const {
   return out;
 }
 
-namespace {
-
-// Length of the valid UTF-8 sequence starting at s[i], or 0 if invalid.
-size_t Utf8SequenceLength(absl::string_view s, size_t i) {
-  const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  unsigned char c = byte(i);
-  size_t n;
-  uint32_t min;
-  if (c < 0x80) return 1;
-  if ((c & 0xE0) == 0xC0) {
-    n = 2;
-    min = 0x80;
-  } else if ((c & 0xF0) == 0xE0) {
-    n = 3;
-    min = 0x800;
-  } else if ((c & 0xF8) == 0xF0) {
-    n = 4;
-    min = 0x10000;
-  } else {
-    return 0;
-  }
-  if (i + n > s.size()) return 0;
-  uint32_t cp = c & (0x7F >> n);
-  for (size_t k = 1; k < n; ++k) {
-    if ((byte(i + k) & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (byte(i + k) & 0x3F);
-  }
-  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-  return n;
-}
-
-}  // namespace
-
 std::string JsonQuote(absl::string_view value) {
-  std::string out = "\"";
-  for (size_t i = 0; i < value.size();) {
-    unsigned char c = static_cast<unsigned char>(value[i]);
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        ++i;
-        continue;
-      case '\\':
-        out += "\\\\";
-        ++i;
-        continue;
-      case '\n':
-        out += "\\n";
-        ++i;
-        continue;
-      case '\r':
-        out += "\\r";
-        ++i;
-        continue;
-      case '\t':
-        out += "\\t";
-        ++i;
-        continue;
-      default:
-        break;
-    }
-    if (c < 0x20 || c == 0x7F) {
-      absl::StrAppendFormat(&out, "\\u%04x", c);
-      ++i;
-      continue;
-    }
-    size_t n = Utf8SequenceLength(value, i);
-    if (n == 0) {
-      // Not UTF-8: keep the byte visible as its Latin-1 code point.
-      absl::StrAppendFormat(&out, "\\u%04x", c);
-      ++i;
-      continue;
-    }
-    out.append(value.data() + i, n);
-    i += n;
-  }
-  out += "\"";
-  return out;
+  return ::gpumig::JsonQuote(value);
 }
 
 void JsonWriter::BeforeValue() {

@@ -27,6 +27,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "client/convert.h"
 #include "core/base/utf8.h"
 #include "gpumig/v1/daemon.grpc.pb.h"
 #include "gpumig/v1/faults.grpc.pb.h"
@@ -34,11 +35,18 @@
 #include "gpumig/v1/objects.grpc.pb.h"
 #include "gpumig/v1/regions.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
+#include "proto/enum_names.h"
 
 namespace gpumig::client {
 namespace {
 
 namespace pb = ::gpumig::v1;
+
+using internal::CodeToStatus;
+using internal::FromGrpc;
+using internal::FromProto;
+using internal::MakeSubmitResult;
+using internal::ToProto;
 
 // Extra time a WaitFence RPC gets beyond the wait's own timeout, so the
 // daemon's DEADLINE_EXCEEDED (with its message) wins over the transport's.
@@ -46,21 +54,6 @@ constexpr absl::Duration kWaitGrace = absl::Seconds(5);
 // Deadlines further out than this are treated as "none" (avoids overflow in
 // the chrono conversion).
 constexpr absl::Duration kMaxDeadline = absl::Hours(24 * 365);
-
-absl::Status FromGrpc(const grpc::Status& status) {
-  if (status.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                      status.error_message());
-}
-
-absl::Status CodeToStatus(int32_t code, const std::string& message) {
-  if (code == 0) return absl::OkStatus();
-  if (code < 0 || code > 16) {
-    return absl::UnknownError(
-        absl::StrCat(message, " (unknown status code ", code, ")"));
-  }
-  return absl::Status(static_cast<absl::StatusCode>(code), message);
-}
 
 // Applies the deadline and wait-for-ready policy of `call` to `context`.
 // `default_timeout` is used when call.timeout is zero; InfiniteDuration
@@ -89,311 +82,6 @@ absl::StatusOr<std::string> ReadWholeFile(const std::string& path) {
   return contents.str();
 }
 
-// --- Enum conversions ------------------------------------------------------
-
-FenceState FromProto(pb::FenceState v) {
-  switch (v) {
-    case pb::FENCE_STATE_PENDING:
-      return FenceState::kPending;
-    case pb::FENCE_STATE_SIGNALED:
-      return FenceState::kSignaled;
-    default:
-      return FenceState::kUnspecified;
-  }
-}
-
-FenceKind FromProto(pb::FenceKind v) {
-  switch (v) {
-    case pb::FENCE_KIND_CLEAR:
-      return FenceKind::kClear;
-    case pb::FENCE_KIND_MIGRATE:
-      return FenceKind::kMigrate;
-    case pb::FENCE_KIND_EVICT:
-      return FenceKind::kEvict;
-    case pb::FENCE_KIND_EXEC:
-      return FenceKind::kExec;
-    default:
-      return FenceKind::kUnspecified;
-  }
-}
-
-pb::FenceKind ToProto(FenceKind v) {
-  switch (v) {
-    case FenceKind::kClear:
-      return pb::FENCE_KIND_CLEAR;
-    case FenceKind::kMigrate:
-      return pb::FENCE_KIND_MIGRATE;
-    case FenceKind::kEvict:
-      return pb::FENCE_KIND_EVICT;
-    case FenceKind::kExec:
-      return pb::FENCE_KIND_EXEC;
-    case FenceKind::kUnspecified:
-      break;
-  }
-  return pb::FENCE_KIND_UNSPECIFIED;
-}
-
-FenceOutcome FromProto(pb::FenceOutcome v) {
-  switch (v) {
-    case pb::FENCE_OUTCOME_BLIT_OK:
-      return FenceOutcome::kBlitOk;
-    case pb::FENCE_OUTCOME_FALLBACK_COPY:
-      return FenceOutcome::kFallbackCopy;
-    case pb::FENCE_OUTCOME_FALLBACK_CLEAR:
-      return FenceOutcome::kFallbackClear;
-    case pb::FENCE_OUTCOME_UNKNOWN_STATE:
-      return FenceOutcome::kUnknownState;
-    case pb::FENCE_OUTCOME_FAILED:
-      return FenceOutcome::kFailed;
-    case pb::FENCE_OUTCOME_FALLBACK_DEVICE_COPY:
-      return FenceOutcome::kFallbackDeviceCopy;
-    case pb::FENCE_OUTCOME_FALLBACK_DEVICE_CLEAR:
-      return FenceOutcome::kFallbackDeviceClear;
-    default:
-      return FenceOutcome::kUnspecified;
-  }
-}
-
-ObjectState FromProto(pb::ObjectState v) {
-  switch (v) {
-    case pb::OBJECT_STATE_OK:
-      return ObjectState::kOk;
-    case pb::OBJECT_STATE_UNKNOWN:
-      return ObjectState::kUnknown;
-    default:
-      return ObjectState::kUnspecified;
-  }
-}
-
-RegionKind FromProto(pb::RegionKind v) {
-  switch (v) {
-    case pb::REGION_KIND_LMEM:
-      return RegionKind::kLmem;
-    case pb::REGION_KIND_SMEM:
-      return RegionKind::kSmem;
-    default:
-      return RegionKind::kUnspecified;
-  }
-}
-
-EventKind FromProto(pb::EventKind v) {
-  switch (v) {
-    case pb::EVENT_KIND_BLIT_OK:
-      return EventKind::kBlitOk;
-    case pb::EVENT_KIND_FALLBACK_TAKEN:
-      return EventKind::kFallbackTaken;
-    case pb::EVENT_KIND_UNKNOWN_STATE:
-      return EventKind::kUnknownState;
-    case pb::EVENT_KIND_FAILED:
-      return EventKind::kFailed;
-    case pb::EVENT_KIND_EVICTED:
-      return EventKind::kEvicted;
-    case pb::EVENT_KIND_DROPPED:
-      return EventKind::kDropped;
-    default:
-      return EventKind::kUnspecified;
-  }
-}
-
-pb::EventKind ToProto(EventKind v) {
-  switch (v) {
-    case EventKind::kBlitOk:
-      return pb::EVENT_KIND_BLIT_OK;
-    case EventKind::kFallbackTaken:
-      return pb::EVENT_KIND_FALLBACK_TAKEN;
-    case EventKind::kUnknownState:
-      return pb::EVENT_KIND_UNKNOWN_STATE;
-    case EventKind::kFailed:
-      return pb::EVENT_KIND_FAILED;
-    case EventKind::kEvicted:
-      return pb::EVENT_KIND_EVICTED;
-    case EventKind::kDropped:
-      return pb::EVENT_KIND_DROPPED;
-    case EventKind::kUnspecified:
-      break;
-  }
-  return pb::EVENT_KIND_UNSPECIFIED;
-}
-
-FaultKind FromProto(pb::FaultKind v) {
-  switch (v) {
-    case pb::FAULT_KIND_FAIL_BLIT:
-      return FaultKind::kFailBlit;
-    case pb::FAULT_KIND_FAIL_CLEAR:
-      return FaultKind::kFailClear;
-    case pb::FAULT_KIND_FAIL_WORK_ALLOCATION:
-      return FaultKind::kFailWorkAllocation;
-    case pb::FAULT_KIND_BAN_MEMCPY:
-      return FaultKind::kBanMemcpy;
-    case pb::FAULT_KIND_WEDGE_ENGINE:
-      return FaultKind::kWedgeEngine;
-    case pb::FAULT_KIND_ENGINE_LATENCY:
-      return FaultKind::kEngineLatency;
-    default:
-      return FaultKind::kUnspecified;
-  }
-}
-
-pb::FaultKind ToProto(FaultKind v) {
-  switch (v) {
-    case FaultKind::kFailBlit:
-      return pb::FAULT_KIND_FAIL_BLIT;
-    case FaultKind::kFailClear:
-      return pb::FAULT_KIND_FAIL_CLEAR;
-    case FaultKind::kFailWorkAllocation:
-      return pb::FAULT_KIND_FAIL_WORK_ALLOCATION;
-    case FaultKind::kBanMemcpy:
-      return pb::FAULT_KIND_BAN_MEMCPY;
-    case FaultKind::kWedgeEngine:
-      return pb::FAULT_KIND_WEDGE_ENGINE;
-    case FaultKind::kEngineLatency:
-      return pb::FAULT_KIND_ENGINE_LATENCY;
-    case FaultKind::kUnspecified:
-      break;
-  }
-  return pb::FAULT_KIND_UNSPECIFIED;
-}
-
-// --- Message conversions ---------------------------------------------------
-
-FenceStatus FromProto(const pb::FenceStatus& p) {
-  FenceStatus f;
-  f.fence_id = p.fence_id();
-  f.state = FromProto(p.state());
-  f.outcome = FromProto(p.outcome());
-  f.error = CodeToStatus(p.error_code(), p.error_message());
-  f.engine_error =
-      CodeToStatus(p.engine_error_code(), p.engine_error_message());
-  f.kind = FromProto(p.kind());
-  f.handle = p.handle();
-  f.source_region = p.source_region();
-  f.target_region = p.target_region();
-  f.timeline = p.timeline();
-  f.seqno = p.seqno();
-  f.created_unix_nanos = p.created_unix_nanos();
-  f.signaled_unix_nanos = p.signaled_unix_nanos();
-  return f;
-}
-
-ObjectInfo FromProto(const pb::Object& p) {
-  ObjectInfo o;
-  o.handle = p.handle();
-  o.size_bytes = p.size_bytes();
-  o.placements.assign(p.placements().begin(), p.placements().end());
-  o.region = p.region();
-  o.state = FromProto(p.state());
-  o.unknown_reason = p.unknown_reason();
-  o.unknown_fence_id = p.unknown_fence_id();
-  o.pin_count = p.pin_count();
-  o.label = p.label();
-  o.owner = p.owner();
-  o.move_fence_id = p.move_fence_id();
-  o.last_fence_id = p.last_fence_id();
-  o.created_unix_nanos = p.created_unix_nanos();
-  o.require_cpu_access = p.require_cpu_access();
-  o.cpu_accessible = p.cpu_accessible();
-  return o;
-}
-
-RegionInfo FromProto(const pb::Region& p) {
-  RegionInfo r;
-  r.name = p.name();
-  r.kind = FromProto(p.kind());
-  r.size_bytes = p.size_bytes();
-  r.aperture_bytes = p.aperture_bytes();
-  r.allocated_bytes = p.allocated_bytes();
-  r.free_bytes = p.free_bytes();
-  r.largest_free_block_bytes = p.largest_free_block_bytes();
-  r.aperture_allocated_bytes = p.aperture_allocated_bytes();
-  r.min_block_bytes = p.min_block_bytes();
-  r.objects = p.objects();
-  r.unknown_state_objects = p.unknown_state_objects();
-  const pb::RegionCounters& c = p.counters();
-  r.counters.evictions = c.evictions();
-  r.counters.blits = c.blits();
-  r.counters.blit_failures = c.blit_failures();
-  r.counters.fallback_copies = c.fallback_copies();
-  r.counters.fallback_clears = c.fallback_clears();
-  r.counters.unknown_state_marks = c.unknown_state_marks();
-  r.counters.bytes_migrated_in = c.bytes_migrated_in();
-  r.counters.bytes_migrated_out = c.bytes_migrated_out();
-  r.eviction_timeline_seqno = p.eviction_timeline_seqno();
-  r.last_eviction_fence_id = p.last_eviction_fence_id();
-  return r;
-}
-
-FaultSpec FromProto(const pb::FaultSpec& p) {
-  FaultSpec s;
-  s.kind = FromProto(p.kind());
-  switch (p.trigger().trigger_case()) {
-    case pb::FaultTrigger::kNextN:
-      s.next_n = p.trigger().next_n();
-      break;
-    case pb::FaultTrigger::kProbability:
-      s.probability = p.trigger().probability().p();
-      s.seed = p.trigger().probability().seed();
-      break;
-    case pb::FaultTrigger::kAlways:
-      s.always = p.trigger().always();
-      break;
-    default:
-      break;
-  }
-  s.region = p.region();
-  s.op = FromProto(p.op());
-  s.latency_us = p.latency_us();
-  return s;
-}
-
-void ToProto(const FaultSpec& s, pb::FaultSpec* p) {
-  p->set_kind(ToProto(s.kind));
-  if (s.always) {
-    p->mutable_trigger()->set_always(true);
-  } else if (s.probability.has_value()) {
-    pb::FaultTrigger::Probability* prob =
-        p->mutable_trigger()->mutable_probability();
-    prob->set_p(*s.probability);
-    prob->set_seed(s.seed);
-  } else {
-    // next_n 0 is sent as is: the daemon answers INVALID_ARGUMENT.
-    p->mutable_trigger()->set_next_n(s.next_n);
-  }
-  p->set_region(s.region);
-  p->set_op(ToProto(s.op));
-  p->set_latency_us(s.latency_us);
-}
-
-FaultInfo FromProto(const pb::Fault& p) {
-  FaultInfo f;
-  f.id = p.id();
-  f.spec = FromProto(p.spec());
-  f.matched_count = p.matched_count();
-  f.fired_count = p.fired_count();
-  f.exhausted = p.exhausted();
-  f.created_unix_nanos = p.created_unix_nanos();
-  return f;
-}
-
-WatchEvent FromProto(const pb::Event& p) {
-  WatchEvent e;
-  e.event_seqno = p.event_seqno();
-  e.kind = FromProto(p.kind());
-  if (p.has_fence()) e.fence = FromProto(p.fence());
-  e.handle = p.handle();
-  e.region = p.region();
-  e.time_unix_nanos = p.time_unix_nanos();
-  e.dropped_events = p.dropped_events();
-  return e;
-}
-
-SubmitResult MakeSubmitResult(uint64_t fence_id, bool has_fence,
-                              const pb::FenceStatus& fence) {
-  SubmitResult r;
-  r.fence_id = fence_id;
-  if (has_fence) r.fence = FromProto(fence);
-  return r;
-}
-
 // Names: the enum value's wire name without its prefix.
 std::string Canonical(absl::string_view name) {
   std::string out = absl::AsciiStrToUpper(name);
@@ -401,15 +89,25 @@ std::string Canonical(absl::string_view name) {
   return out;
 }
 
-template <typename E>
-absl::StatusOr<E> ParseEnum(absl::string_view what, absl::string_view name,
-                            const std::vector<E>& values,
-                            const char* (*namer)(E)) {
+// The short name of the wire value `v` maps to; "UNSPECIFIED" for a value
+// not in `table`.
+template <typename Local, typename Proto, size_t N>
+const char* NameIn(const enums::EnumPair<Local, Proto> (&table)[N], Local v) {
+  return enums::ShortName(enums::ProtoOf(table, v)).data();
+}
+
+// The value of `table` named `name` (any case, '-' for '_'); INVALID_ARGUMENT
+// listing the names otherwise.
+template <typename Local, typename Proto, size_t N>
+absl::StatusOr<Local> ParseEnum(
+    absl::string_view what, absl::string_view name,
+    const enums::EnumPair<Local, Proto> (&table)[N]) {
   const std::string canonical = Canonical(name);
   std::vector<std::string> valid;
-  for (E v : values) {
-    if (canonical == namer(v)) return v;
-    valid.push_back(absl::AsciiStrToLower(namer(v)));
+  for (const enums::EnumPair<Local, Proto>& p : table) {
+    const absl::string_view short_name = enums::ShortName(p.proto);
+    if (canonical == short_name) return p.local;
+    valid.push_back(absl::AsciiStrToLower(short_name));
   }
   return absl::InvalidArgumentError(
       absl::StrCat("unknown ", what, " '", name, "' (one of ",
@@ -427,142 +125,38 @@ std::string DefaultSocketPath() {
 }
 
 const char* FenceStateName(FenceState v) {
-  switch (v) {
-    case FenceState::kPending:
-      return "PENDING";
-    case FenceState::kSignaled:
-      return "SIGNALED";
-    case FenceState::kUnspecified:
-      break;
-  }
-  return "UNSPECIFIED";
+  return NameIn(internal::kFenceStates, v);
 }
-
 const char* FenceKindName(FenceKind v) {
-  switch (v) {
-    case FenceKind::kClear:
-      return "CLEAR";
-    case FenceKind::kMigrate:
-      return "MIGRATE";
-    case FenceKind::kEvict:
-      return "EVICT";
-    case FenceKind::kExec:
-      return "EXEC";
-    case FenceKind::kUnspecified:
-      break;
-  }
-  return "UNSPECIFIED";
+  return NameIn(internal::kFenceKinds, v);
 }
-
 const char* FenceOutcomeName(FenceOutcome v) {
-  switch (v) {
-    case FenceOutcome::kBlitOk:
-      return "BLIT_OK";
-    case FenceOutcome::kFallbackCopy:
-      return "FALLBACK_COPY";
-    case FenceOutcome::kFallbackClear:
-      return "FALLBACK_CLEAR";
-    case FenceOutcome::kUnknownState:
-      return "UNKNOWN_STATE";
-    case FenceOutcome::kFailed:
-      return "FAILED";
-    case FenceOutcome::kFallbackDeviceCopy:
-      return "FALLBACK_DEVICE_COPY";
-    case FenceOutcome::kFallbackDeviceClear:
-      return "FALLBACK_DEVICE_CLEAR";
-    case FenceOutcome::kUnspecified:
-      break;
-  }
-  return "UNSPECIFIED";
+  return NameIn(internal::kFenceOutcomes, v);
 }
-
 const char* ObjectStateName(ObjectState v) {
-  switch (v) {
-    case ObjectState::kOk:
-      return "OK";
-    case ObjectState::kUnknown:
-      return "UNKNOWN";
-    case ObjectState::kUnspecified:
-      break;
-  }
-  return "UNSPECIFIED";
+  return NameIn(internal::kObjectStates, v);
 }
-
 const char* RegionKindName(RegionKind v) {
-  switch (v) {
-    case RegionKind::kLmem:
-      return "LMEM";
-    case RegionKind::kSmem:
-      return "SMEM";
-    case RegionKind::kUnspecified:
-      break;
-  }
-  return "UNSPECIFIED";
+  return NameIn(internal::kRegionKinds, v);
 }
-
 const char* EventKindName(EventKind v) {
-  switch (v) {
-    case EventKind::kBlitOk:
-      return "BLIT_OK";
-    case EventKind::kFallbackTaken:
-      return "FALLBACK_TAKEN";
-    case EventKind::kUnknownState:
-      return "UNKNOWN_STATE";
-    case EventKind::kFailed:
-      return "FAILED";
-    case EventKind::kEvicted:
-      return "EVICTED";
-    case EventKind::kDropped:
-      return "DROPPED";
-    case EventKind::kUnspecified:
-      break;
-  }
-  return "UNSPECIFIED";
+  return NameIn(internal::kEventKinds, v);
 }
-
 const char* FaultKindName(FaultKind v) {
-  switch (v) {
-    case FaultKind::kFailBlit:
-      return "FAIL_BLIT";
-    case FaultKind::kFailClear:
-      return "FAIL_CLEAR";
-    case FaultKind::kFailWorkAllocation:
-      return "FAIL_WORK_ALLOCATION";
-    case FaultKind::kBanMemcpy:
-      return "BAN_MEMCPY";
-    case FaultKind::kWedgeEngine:
-      return "WEDGE_ENGINE";
-    case FaultKind::kEngineLatency:
-      return "ENGINE_LATENCY";
-    case FaultKind::kUnspecified:
-      break;
-  }
-  return "UNSPECIFIED";
+  return NameIn(internal::kFaultKinds, v);
 }
 
 absl::StatusOr<FaultKind> ParseFaultKind(absl::string_view name) {
-  return ParseEnum<FaultKind>(
-      "fault kind", name,
-      {FaultKind::kFailBlit, FaultKind::kFailClear,
-       FaultKind::kFailWorkAllocation, FaultKind::kBanMemcpy,
-       FaultKind::kWedgeEngine, FaultKind::kEngineLatency},
-      &FaultKindName);
+  return ParseEnum("fault kind", name, internal::kFaultKinds);
 }
 
 absl::StatusOr<FenceKind> ParseFenceKind(absl::string_view name) {
   if (Canonical(name) == "COPY") return FenceKind::kMigrate;
-  return ParseEnum<FenceKind>("operation", name,
-                              {FenceKind::kClear, FenceKind::kMigrate,
-                               FenceKind::kEvict, FenceKind::kExec},
-                              &FenceKindName);
+  return ParseEnum("operation", name, internal::kFenceKinds);
 }
 
 absl::StatusOr<EventKind> ParseEventKind(absl::string_view name) {
-  return ParseEnum<EventKind>(
-      "event kind", name,
-      {EventKind::kBlitOk, EventKind::kFallbackTaken, EventKind::kUnknownState,
-       EventKind::kFailed, EventKind::kEvicted, EventKind::kDropped},
-      &EventKindName);
+  return ParseEnum("event kind", name, internal::kEventKinds);
 }
 
 // --- WatchCanceller --------------------------------------------------------
@@ -991,31 +585,7 @@ absl::StatusOr<DaemonInfo> Client::GetInfo(const CallOptions& call) {
   grpc::Status status =
       impl_->daemon->GetInfo(&context, pb::GetInfoRequest(), &r);
   if (!status.ok()) return FromGrpc(status);
-  DaemonInfo info;
-  info.version = r.version();
-  info.backend = r.backend();
-  info.device_name = r.device_name();
-  for (const pb::DrmDevice& d : r.drm_devices()) {
-    DrmDeviceInfo device;
-    device.driver = d.driver();
-    device.bus_id = d.bus_id();
-    device.render_node = d.render_node();
-    device.primary_node = d.primary_node();
-    device.pci_vendor_id = d.pci_vendor_id();
-    device.pci_device_id = d.pci_device_id();
-    info.drm_devices.push_back(std::move(device));
-  }
-  info.start_unix_nanos = r.start_unix_nanos();
-  info.uptime_nanos = r.uptime_nanos();
-  info.fault_injection_enabled = r.fault_injection_enabled();
-  info.caller.name = r.caller().name();
-  info.caller.uid = r.caller().uid();
-  info.caller.is_admin = r.caller().is_admin();
-  info.limits.max_chunk_bytes = r.limits().max_chunk_bytes();
-  info.limits.page_bytes = r.limits().page_bytes();
-  info.limits.max_list_page_size = r.limits().max_list_page_size();
-  info.shared_buffer_socket = r.shared_buffer_socket();
-  return info;
+  return FromProto(r);
 }
 
 absl::StatusOr<DaemonStats> Client::GetStats(const CallOptions& call) {
@@ -1025,34 +595,7 @@ absl::StatusOr<DaemonStats> Client::GetStats(const CallOptions& call) {
   grpc::Status status =
       impl_->daemon->GetStats(&context, pb::GetStatsRequest(), &r);
   if (!status.ok()) return FromGrpc(status);
-  DaemonStats stats;
-  for (const pb::RpcMethodStats& m : r.rpcs()) {
-    stats.rpcs.push_back({m.method(), m.calls(), m.errors()});
-  }
-  stats.objects = r.objects();
-  stats.unknown_state_objects = r.unknown_state_objects();
-  stats.fences_pending = r.fences_pending();
-  stats.fence_history_size = r.fence_history_size();
-  stats.fences_created = r.fences_created();
-  stats.watchers = r.watchers();
-  stats.engine_wedged = r.engine_wedged();
-  for (const pb::Region& region : r.regions()) {
-    stats.regions.push_back(FromProto(region));
-  }
-  const pb::SharedBufferStats& sb = r.shared_buffers();
-  stats.shared_buffers = {sb.enabled(),
-                          sb.buffers(),
-                          sb.bytes(),
-                          sb.connections(),
-                          sb.registrations(),
-                          sb.rejections(),
-                          sb.unregistrations(),
-                          sb.bytes_written(),
-                          sb.bytes_read(),
-                          sb.max_buffers_per_principal(),
-                          sb.max_bytes_per_principal(),
-                          sb.max_total_bytes()};
-  return stats;
+  return FromProto(r);
 }
 
 absl::StatusOr<SelfTestResult> Client::SelfTest(uint64_t bytes_per_region,
@@ -1066,13 +609,7 @@ absl::StatusOr<SelfTestResult> Client::SelfTest(uint64_t bytes_per_region,
   pb::SelfTestResponse r;
   grpc::Status status = impl_->daemon->SelfTest(&context, request, &r);
   if (!status.ok()) return FromGrpc(status);
-  SelfTestResult result;
-  result.passed = r.passed();
-  result.canary_bytes_written = r.canary_bytes_written();
-  result.objects_checked = r.objects_checked();
-  result.violations = r.violations();
-  result.details.assign(r.details().begin(), r.details().end());
-  return result;
+  return FromProto(r);
 }
 
 // --- ObjectService -----------------------------------------------------------

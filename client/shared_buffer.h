@@ -16,63 +16,18 @@
 #ifndef GPUMIG_CLIENT_SHARED_BUFFER_H_
 #define GPUMIG_CLIENT_SHARED_BUFFER_H_
 
-#include <array>
 #include <cstdint>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "common/shm_wire.h"
 
 namespace gpumig::client {
 
-// The registration protocol's records (docs/api.md "Records"):
-// little-endian, fixed size, no padding.
-namespace shm_wire {
-
-inline constexpr uint32_t kMagic = 0x42534d47;  // bytes "GMSB"
-inline constexpr uint16_t kVersion = 1;
-inline constexpr uint16_t kOpRegister = 1;
-inline constexpr uint16_t kOpUnregister = 2;
-inline constexpr size_t kRequestBytes = 32;
-inline constexpr size_t kReplyBytes = 128;
-inline constexpr size_t kReplyMessageBytes = 88;
-inline constexpr uint64_t kPageBytes = 4096;
-
-struct Request {
-  uint16_t op = 0;
-  uint64_t tag = 0;
-  uint64_t size = 0;       // REGISTER
-  uint64_t buffer_id = 0;  // UNREGISTER
-};
-
-struct Reply {
-  uint16_t op = 0;
-  uint64_t tag = 0;
-  uint32_t error = 0;  // 0 = OK; else docs/api.md's error table
-  uint32_t code = 0;   // google.rpc.Code
-  uint64_t buffer_id = 0;
-  uint64_t size = 0;
-  std::string message;
-};
-
-std::array<uint8_t, kRequestBytes> EncodeRequest(const Request& request);
-std::array<uint8_t, kReplyBytes> EncodeReply(const Reply& reply);  // tests
-
-// INTERNAL: not exactly 128 bytes, bad magic or version (a daemon speaking
-// another protocol).
-absl::StatusOr<Reply> DecodeReply(absl::Span<const uint8_t> bytes);
-// The same checks for a request (for fakes in tests): INVALID_ARGUMENT.
-absl::StatusOr<Request> DecodeRequest(absl::Span<const uint8_t> bytes);
-
-// "TOO_MANY_FDS", "MISSING_SEAL_SHRINK", ...; "UNKNOWN_ERROR_<n>" otherwise.
-std::string ErrorName(uint32_t error);
-
-// The reply as a status: OK for error 0; else the reply's google.rpc.Code
-// with "shared buffer <op> refused: <NAME>: <message>".
-absl::Status ReplyStatus(const Reply& reply);
-
-}  // namespace shm_wire
+// The registration protocol's records are common/shm_wire.h's
+// (gpumig::shm_wire, which code in this namespace names as shm_wire::).
 
 // Creates a memfd of `size` bytes (a non-zero multiple of 4096), allocated
 // with fallocate and sealed F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL, as the

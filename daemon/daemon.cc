@@ -74,6 +74,7 @@ absl::Status Daemon::Init() {
   options.fence_history = config_.fence_history;
   options.default_quota = config_.default_quota;
   options.quotas = config_.quotas;
+  options.page_bytes = kPageBytes;  // The API's page (GetInfo's page_bytes).
   options.quotas[kSelfTestPrincipal] = 0;  // The self-test is not quota-bound.
   absl::StatusOr<std::unique_ptr<MemoryManager>> manager =
       MemoryManager::Create(std::move(faults), *std::move(device),

@@ -1,16 +1,8 @@
-// UTF-8 validation for strings that travel in proto3 `string` fields:
-// protobuf refuses to parse a message whose string field is not valid UTF-8,
-// so both ends check first and name the field instead.
+// Moved to common/utf8.h (one UTF-8 decoder for core, daemon and client).
+// This forwarding header goes once nothing includes it any more.
 #ifndef GPUMIG_CORE_BASE_UTF8_H_
 #define GPUMIG_CORE_BASE_UTF8_H_
 
-#include "absl/strings/string_view.h"
-
-namespace gpumig {
-
-// Well-formed UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF.
-bool IsUtf8(absl::string_view s);
-
-}  // namespace gpumig
+#include "common/utf8.h"
 
 #endif  // GPUMIG_CORE_BASE_UTF8_H_

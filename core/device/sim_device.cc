@@ -44,6 +44,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "common/bytes.h"
 #include "core/base/mutex.h"
 #include "core/device/checksum.h"
 #include "core/device/queued_engine.h"
@@ -52,17 +53,6 @@
 namespace gpumig {
 
 namespace {
-
-std::string HumanBytes(uint64_t bytes) {
-  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int unit = 0;
-  uint64_t v = bytes;
-  while (unit < 4 && v >= 1024 && v % 1024 == 0) {
-    v /= 1024;
-    ++unit;
-  }
-  return absl::StrCat(v, " ", kUnits[unit]);
-}
 
 absl::Status ErrnoError(absl::string_view what, int err) {
   return absl::InternalError(absl::StrCat(what, ": ", strerror(err)));
@@ -421,9 +411,9 @@ std::string SimDevice::description() const {
   for (const Backing& b : backings_) {
     const Region& r = *b.region;
     absl::StrAppend(&out, first ? " " : ", ", r.name(), " (",
-                    RegionKindName(r.kind()), ") ", HumanBytes(r.size()));
+                    RegionKindName(r.kind()), ") ", FormatBytesExact(r.size()));
     if (r.kind() == RegionKind::kLmem) {
-      absl::StrAppend(&out, ", aperture ", HumanBytes(r.aperture()));
+      absl::StrAppend(&out, ", aperture ", FormatBytesExact(r.aperture()));
     }
     first = false;
   }

@@ -74,7 +74,8 @@ absl::StatusOr<FaultKind> ParseFaultKind(absl::string_view name) {
       "wedge_engine or engine_latency)"));
 }
 
-absl::StatusOr<uint64_t> FaultInjector::Add(const FaultSpec& spec) {
+absl::StatusOr<uint64_t> FaultInjector::Add(const FaultSpec& spec,
+                                            size_t max_listed) {
   if (KindIndex(spec.kind) >= kNumKinds) {
     return absl::InvalidArgumentError("unknown fault kind");
   }
@@ -113,9 +114,14 @@ absl::StatusOr<uint64_t> FaultInjector::Add(const FaultSpec& spec) {
   }
 
   MutexLock lock(&mu_);
+  if (max_listed != 0 && faults_.size() >= max_listed) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(max_listed, " faults are listed already; Clear some"));
+  }
   Entry entry;
   entry.info.id = next_id_++;
   entry.info.spec = spec;
+  entry.info.created = absl::Now();
   entry.rng.seed(spec.seed);
   faults_.push_back(std::move(entry));
   return faults_.back().info.id;
@@ -132,9 +138,11 @@ absl::Status FaultInjector::Remove(uint64_t id) {
   return absl::NotFoundError(absl::StrCat("no fault with id ", id));
 }
 
-void FaultInjector::Clear() {
+size_t FaultInjector::Clear() {
   MutexLock lock(&mu_);
+  const size_t n = faults_.size();
   faults_.clear();
+  return n;
 }
 
 std::vector<FaultInfo> FaultInjector::List() const {

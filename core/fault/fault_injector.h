@@ -58,6 +58,7 @@ struct FaultInfo {
   FaultSpec spec;
   uint64_t fired = 0;
   bool exhausted = false;  // kNextN with all N fired
+  absl::Time created;      // when Add accepted it
 };
 
 class FaultInjector {
@@ -71,12 +72,17 @@ class FaultInjector {
   FaultInjector(const FaultInjector&) = delete;
   FaultInjector& operator=(const FaultInjector&) = delete;
 
+  // Adds a fault, stamped with its creation time (FaultInfo::created).
   // INVALID_ARGUMENT: probability outside [0,1], next_n == 0 for kNextN,
   // unknown op, latency negative or over kMaxLatency.
-  absl::StatusOr<uint64_t> Add(const FaultSpec& spec) ABSL_LOCKS_EXCLUDED(mu_);
+  // RESOURCE_EXHAUSTED: `max_listed` (non-zero) faults are listed already;
+  // checked atomically with the add.
+  absl::StatusOr<uint64_t> Add(const FaultSpec& spec, size_t max_listed = 0)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // NOT_FOUND if no such fault.
   absl::Status Remove(uint64_t id) ABSL_LOCKS_EXCLUDED(mu_);
-  void Clear() ABSL_LOCKS_EXCLUDED(mu_);
+  // Removes every fault; returns how many were listed.
+  size_t Clear() ABSL_LOCKS_EXCLUDED(mu_);
   std::vector<FaultInfo> List() const ABSL_LOCKS_EXCLUDED(mu_);
   // Sum of fired counts, by kind (for metrics). Monotonic: includes faults
   // since removed or cleared.

@@ -347,5 +347,34 @@ TEST(FaultInjectorTest, ConcurrentNextNFiresExactlyN) {
   EXPECT_TRUE(faults.List()[0].exhausted);
 }
 
+TEST(FaultInjectorTest, AddStampsTheCreationTimeAndListKeepsIt) {
+  FaultInjector faults;
+  const absl::Time before = absl::Now();
+  absl::StatusOr<uint64_t> id = faults.Add(Spec(FaultKind::kBanMemcpy));
+  const absl::Time after = absl::Now();
+  ASSERT_TRUE(id.ok()) << id.status();
+  std::vector<FaultInfo> listed = faults.List();
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].id, *id);
+  EXPECT_GE(listed[0].created, before);
+  EXPECT_LE(listed[0].created, after);
+  // Firing does not change it.
+  ASSERT_TRUE(faults.MemcpyBanned("copy", "lmem"));
+  EXPECT_EQ(faults.List()[0].created, listed[0].created);
+}
+
+TEST(FaultInjectorTest, AddRefusesPastTheListLimitUntilCleared) {
+  FaultInjector faults;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(faults.Add(Spec(FaultKind::kFailBlit), 3).ok()) << i;
+  }
+  absl::StatusOr<uint64_t> fourth = faults.Add(Spec(FaultKind::kFailBlit), 3);
+  EXPECT_EQ(fourth.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(faults.List().size(), 3u);  // nothing added
+  EXPECT_EQ(faults.Clear(), 3u);
+  EXPECT_TRUE(faults.Add(Spec(FaultKind::kFailBlit), 3).ok());
+  EXPECT_TRUE(faults.Add(Spec(FaultKind::kFailBlit)).ok());  // 0: no limit
+}
+
 }  // namespace
 }  // namespace gpumig

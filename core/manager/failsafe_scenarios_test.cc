@@ -171,7 +171,7 @@ TEST(FailsafeScenarioTest, WedgedEngineWithQueuedBlitsExposesNothing) {
   ASSERT_TRUE(rig.faults->Remove(*latency_id).ok());
   auto lmem = mm.GetRegion("lmem");
   EXPECT_GE(lmem->blit_failures, 1u) << "the wedge came too late to matter";
-  EXPECT_EQ(lmem->fallback_copies + lmem->unknown_state_objects,
+  EXPECT_EQ(lmem->fallback_copies + lmem->unknown_state_marks,
             lmem->blit_failures);
 }
 
@@ -270,7 +270,7 @@ TEST(FailsafeScenarioTest, UnknownStateNamesTheMoveThatCausedIt) {
   EXPECT_NE(info->unknown_reason.find("failed"), std::string::npos)
       << info->unknown_reason;
   // Counted once, though two fences ended unknown.
-  EXPECT_EQ(mm.GetRegion("lmem")->unknown_state_objects, 1u);  // marks
+  EXPECT_EQ(mm.GetRegion("lmem")->unknown_state_marks, 1u);
 }
 
 // Owner A fills all of LMEM and SMEM with a marker and destroys everything;

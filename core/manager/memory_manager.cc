@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/base/mutex.h"
+#include "core/base/utf8.h"
 
 namespace gpumig {
 namespace {
@@ -18,19 +19,49 @@ absl::Status PermissionDenied() {
   return absl::PermissionDeniedError("permission denied");
 }
 
-// A range [offset, offset + length) inside an object of `size` bytes,
-// without overflow.
-absl::Status CheckRange(uint64_t size, uint64_t offset, uint64_t length,
-                        absl::string_view what) {
-  if (offset > size || length > size - offset) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(what, " range [", offset, ", +", length,
-                     ") lies outside the object (", size, " bytes)"));
+// INVALID_ARGUMENT "<field>: <problem>", the form every refusal of a
+// malformed request takes (docs/api.md, "Errors").
+absl::Status FieldError(absl::string_view field, absl::string_view problem) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", problem));
+}
+
+// [offset, offset + length) inside an object of `size` bytes, without
+// overflow. OUT_OF_RANGE naming `field` otherwise.
+absl::Status CheckRange(absl::string_view field, uint64_t size, uint64_t offset,
+                        uint64_t length) {
+  if (offset > size) {
+    return absl::OutOfRangeError(absl::StrCat(field, ": offset ", offset,
+                                              " is beyond the object's ", size,
+                                              " bytes"));
+  }
+  if (length > size - offset) {
+    return absl::OutOfRangeError(
+        absl::StrCat(field, ": [", offset, ", +", length,
+                     ") is beyond the object's ", size, " bytes"));
   }
   return absl::OkStatus();
 }
 
+// As CheckRange, `length` 0 meaning "to the end": the resolved length.
+absl::StatusOr<uint64_t> ResolveLength(absl::string_view field, uint64_t size,
+                                       uint64_t offset, uint64_t length) {
+  if (length == 0 && offset <= size) return size - offset;
+  if (absl::Status s = CheckRange(field, size, offset, length); !s.ok()) {
+    return s;
+  }
+  return length;
+}
+
 uint64_t FenceId(const FenceRef& f) { return f == nullptr ? 0 : f->id(); }
+
+// Bytes of `sg` that lie below `limit` (the aperture, or the region size).
+uint64_t BytesBelow(const SgTable& sg, uint64_t limit) {
+  uint64_t n = 0;
+  for (const Block& b : sg.blocks()) {
+    if (b.offset + b.size <= limit) n += b.size;
+  }
+  return n;
+}
 
 // A fence the next engine command on the object must await: an unsignalled
 // move, or a failed one (its error propagates: the content is unknown).
@@ -123,22 +154,63 @@ absl::StatusOr<std::vector<Region*>> MemoryManager::ResolvePlacements(
   std::vector<Region*> out;
   if (names.empty()) return device_->regions();
   absl::flat_hash_set<std::string> seen;
-  for (const std::string& name : names) {
+  for (size_t i = 0; i < names.size(); ++i) {
+    const std::string& name = names[i];
+    const std::string field = absl::StrCat("placements[", i, "]");
     if (!seen.insert(name).second) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("placements: region \"", name, "\" is listed twice"));
+      return FieldError(field,
+                        absl::StrCat("region \"", name, "\" is listed twice"));
     }
     absl::StatusOr<Region*> r = device_->FindRegion(name);
     if (!r.ok()) {
       std::vector<std::string> known;
       for (Region* region : device_->regions()) known.push_back(region->name());
-      return absl::InvalidArgumentError(
-          absl::StrCat("placements: unknown region \"", name,
-                       "\" (regions: ", absl::StrJoin(known, ", "), ")"));
+      return FieldError(field,
+                        absl::StrCat("unknown region \"", name, "\" (regions: ",
+                                     absl::StrJoin(known, ", "), ")"));
     }
     out.push_back(*r);
   }
   return out;
+}
+
+absl::StatusOr<std::vector<Region*>> MemoryManager::ValidateCreate(
+    const CreateRequest& request) const {
+  if (request.size == 0)
+    return FieldError("size_bytes", "must be greater than 0");
+  if (options_.page_bytes != 0 && request.size % options_.page_bytes != 0) {
+    return FieldError("size_bytes",
+                      absl::StrCat(request.size, " is not a multiple of ",
+                                   options_.page_bytes));
+  }
+  if (request.size > max_object_size_) {
+    return FieldError("size_bytes",
+                      absl::StrCat(request.size,
+                                   " is larger than the largest allowed "
+                                   "object (",
+                                   max_object_size_, " bytes)"));
+  }
+  absl::StatusOr<std::vector<Region*>> placements =
+      ResolvePlacements(request.placements);
+  if (!placements.ok()) return placements.status();
+  if (request.require_cpu_access) {
+    for (const Region* r : *placements) {
+      if (r->kind() == RegionKind::kLmem && request.size > r->aperture()) {
+        return FieldError(
+            "size_bytes",
+            absl::StrCat(request.size,
+                         " bytes with require_cpu_access exceeds the CPU "
+                         "aperture of ",
+                         r->name(), " (", r->aperture(), " bytes)"));
+      }
+    }
+  }
+  if (request.label.size() > kMaxLabelBytes) {
+    return FieldError("label",
+                      absl::StrCat("longer than ", kMaxLabelBytes, " bytes"));
+  }
+  if (!IsUtf8(request.label)) return FieldError("label", "not valid UTF-8");
+  return placements;
 }
 
 bool MemoryManager::CpuPlacementFor(const BufferObject& obj,
@@ -225,6 +297,23 @@ absl::StatusOr<FenceRef> MemoryManager::EvictLocked(
   return last;
 }
 
+std::vector<BufferObjectRef> MemoryManager::VictimsLocked(
+    Region* region, const BufferObject* exclude) {
+  std::vector<BufferObjectRef> victims;
+  for (uint64_t id : region->LruSnapshot()) {
+    auto it = objects_.find(id);
+    if (it == objects_.end()) continue;
+    const BufferObjectRef& v = it->second;
+    if (v.get() == exclude || v->pin_count() > 0 || v->unknown()) continue;
+    if (batch_members_ != nullptr && batch_members_->contains(id)) continue;
+    SgTableRef vsg = v->sg();
+    if (vsg == nullptr || vsg->region() != region) continue;
+    if (v->placements().size() < 2) continue;
+    victims.push_back(v);
+  }
+  return victims;
+}
+
 absl::StatusOr<SgTableRef> MemoryManager::AllocateWithEviction(
     Region* region, uint64_t size, bool cpu, const BufferObject* exclude) {
   absl::StatusOr<SgTableRef> sg = region->Allocate(size, cpu);
@@ -235,20 +324,10 @@ absl::StatusOr<SgTableRef> MemoryManager::AllocateWithEviction(
   const uint64_t chunk = region->chunk_size();
   const uint64_t needed = (size + chunk - 1) / chunk * chunk;
   const uint64_t limit = cpu ? region->aperture() : region->size();
-  std::vector<BufferObjectRef> victims;
+  std::vector<BufferObjectRef> victims = VictimsLocked(region, exclude);
   uint64_t reclaimable = region->FreeBytes(cpu);
-  for (uint64_t id : region->LruSnapshot()) {
-    auto it = objects_.find(id);
-    if (it == objects_.end()) continue;
-    const BufferObjectRef& v = it->second;
-    if (v.get() == exclude || v->pin_count() > 0 || v->unknown()) continue;
-    SgTableRef vsg = v->sg();
-    if (vsg == nullptr || vsg->region() != region) continue;
-    if (v->placements().size() < 2) continue;
-    for (const Block& b : vsg->blocks()) {
-      if (b.offset + b.size <= limit) reclaimable += b.size;
-    }
-    victims.push_back(v);
+  for (const BufferObjectRef& v : victims) {
+    reclaimable += BytesBelow(*v->sg(), limit);
   }
   if (reclaimable < needed) {
     return absl::ResourceExhaustedError(
@@ -257,6 +336,7 @@ absl::StatusOr<SgTableRef> MemoryManager::AllocateWithEviction(
                      reclaimable, " bytes could be made free",
                      cpu ? " inside the CPU aperture" : "", ")"));
   }
+  eviction_passes_.fetch_add(1, std::memory_order_relaxed);
   for (const BufferObjectRef& v : victims) {
     if (!TryLockMutex(v->io_mu()))
       continue;  // Busy with IO: skip, as TTM does.
@@ -271,41 +351,48 @@ absl::StatusOr<SgTableRef> MemoryManager::AllocateWithEviction(
                    " bytes: evictable objects were busy or had nowhere to go"));
 }
 
+void MemoryManager::EvictForBatchLocked(Region* region, uint64_t need,
+                                        uint64_t need_cpu) {
+  auto short_by = [&](bool cpu) {
+    const uint64_t free = region->FreeBytes(cpu);
+    const uint64_t want = cpu ? need_cpu : need;
+    return free >= want ? 0 : want - free;
+  };
+  if (short_by(false) == 0 && short_by(true) == 0) return;
+  std::vector<BufferObjectRef> victims = VictimsLocked(region, nullptr);
+  if (victims.empty()) return;
+  eviction_passes_.fetch_add(1, std::memory_order_relaxed);
+  for (const BufferObjectRef& v : victims) {
+    const bool total_short = short_by(false) > 0;
+    const bool cpu_short = short_by(true) > 0;
+    if (!total_short && !cpu_short) return;
+    // Only the aperture is short: a victim wholly outside it frees nothing
+    // the batch can use.
+    if (!total_short && BytesBelow(*v->sg(), region->aperture()) == 0) {
+      continue;
+    }
+    if (!TryLockMutex(v->io_mu())) continue;  // Busy with IO: skip.
+    (void)EvictLocked(v, region);             // Nowhere to go: the next victim.
+    UnlockMutex(v->io_mu());
+  }
+}
+
 absl::StatusOr<MemoryManager::CreateResult> MemoryManager::CreateObject(
     const Principal& who, const CreateRequest& request) {
   if (absl::Status s = CheckLive(); !s.ok()) return s;
-  if (request.size == 0) {
-    return absl::InvalidArgumentError("size_bytes must be greater than 0");
-  }
-  if (request.size > max_object_size_) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("size_bytes ", request.size,
-                     " is larger than the largest allowed object (",
-                     max_object_size_, " bytes)"));
-  }
-  absl::StatusOr<std::vector<Region*>> placements =
-      ResolvePlacements(request.placements);
+  absl::StatusOr<std::vector<Region*>> placements = ValidateCreate(request);
   if (!placements.ok()) return placements.status();
 
   // Reserve the quota first; everything after this returns it on failure.
   {
     MutexLock lock(&mu_);
-    const uint64_t quota = QuotaFor(who);
-    uint64_t& used = usage_[who.name];
-    if (quota != 0 && (request.size > quota || used > quota - request.size)) {
-      const uint64_t in_use = used;
-      if (used == 0) usage_.erase(who.name);
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "quota exceeded for ", who.name, ": ", in_use, " of ", quota,
-          " bytes in use, ", request.size, " more requested"));
+    if (absl::Status s = ReserveQuotaLocked(who, request.size); !s.ok()) {
+      return s;
     }
-    used += request.size;
   }
   absl::Cleanup unreserve = [this, &who, &request] {
     MutexLock lock(&mu_);
-    uint64_t& used = usage_[who.name];
-    used -= std::min(used, request.size);
-    if (used == 0) usage_.erase(who.name);
+    UnreserveQuotaLocked(who.name, request.size);
   };
   auto obj = std::make_shared<BufferObject>(
       next_object_id_.fetch_add(1, std::memory_order_relaxed), request.size,
@@ -319,57 +406,120 @@ absl::StatusOr<MemoryManager::CreateResult> MemoryManager::CreateObject(
   // under the lock.
   absl::StatusOr<SgTableRef> sg = placements->front()->Allocate(
       request.size, CpuPlacementFor(*obj, placements->front()));
-  absl::Status last = absl::ResourceExhaustedError("no placement has room");
   if (!sg.ok()) {
     MutexLock lock(&mu_);
-    for (Region* region : *placements) {
-      sg = AllocateWithEviction(region, request.size,
-                                CpuPlacementFor(*obj, region), obj.get());
-      if (sg.ok()) break;
-      last = sg.status();
-    }
+    sg = AllocateInPlacementsLocked(*obj, *placements);
   }
-  if (!sg.ok()) {
-    if (absl::IsInvalidArgument(last) && placements->size() > 1) {
-      last = absl::InvalidArgumentError(absl::StrCat(
-          "no placement can hold ", request.size, " bytes: ", last.message()));
-    }
-    return last;
-  }
-  Region* region = (*sg)->region();
+  if (!sg.ok()) return sg.status();
   absl::StatusOr<Migrator::Result> cleared =
       migrator_->Clear(obj, *std::move(sg));
   if (!cleared.ok()) return cleared.status();
 
   std::move(unreserve).Cancel();
   MutexLock lock(&mu_);
+  PublishLocked(obj, request.pin, *cleared);
+  return CreateResult{obj->id(), cleared->fence->id()};
+}
+
+absl::Status MemoryManager::ReserveQuotaLocked(const Principal& who,
+                                               uint64_t size) {
+  const uint64_t quota = QuotaFor(who);
+  uint64_t& used = usage_[who.name];
+  if (quota != 0 && (size > quota || used > quota - size)) {
+    const uint64_t in_use = used;
+    if (used == 0) usage_.erase(who.name);
+    return absl::ResourceExhaustedError(
+        absl::StrCat("quota exceeded for ", who.name, ": ", in_use, " of ",
+                     quota, " bytes in use, ", size, " more requested"));
+  }
+  used += size;
+  return absl::OkStatus();
+}
+
+void MemoryManager::UnreserveQuotaLocked(const std::string& owner,
+                                         uint64_t size) {
+  uint64_t& used = usage_[owner];
+  used -= std::min(used, size);
+  if (used == 0) usage_.erase(owner);
+}
+
+absl::StatusOr<SgTableRef> MemoryManager::AllocateInPlacementsLocked(
+    const BufferObject& obj, const std::vector<Region*>& placements) {
+  absl::Status last = absl::ResourceExhaustedError("no placement has room");
+  for (Region* region : placements) {
+    absl::StatusOr<SgTableRef> sg = AllocateWithEviction(
+        region, obj.size(), CpuPlacementFor(obj, region), &obj);
+    if (sg.ok()) return sg;
+    last = sg.status();
+  }
+  if (absl::IsInvalidArgument(last) && placements.size() > 1) {
+    last = absl::InvalidArgumentError(absl::StrCat(
+        "no placement can hold ", obj.size(), " bytes: ", last.message()));
+  }
+  return last;
+}
+
+void MemoryManager::PublishLocked(const BufferObjectRef& obj, bool pin,
+                                  const Migrator::Result& cleared) {
   objects_[obj->id()] = obj;
-  ++placed_[region];
-  if (request.pin) obj->Pin();
+  ++placed_[obj->region()];
+  if (pin) obj->Pin();
   PlacedLocked(*obj);
-  RegisterMove(*cleared, FenceKind::kClear, *obj, nullptr);
+  RegisterMove(cleared, FenceKind::kClear, *obj, nullptr);
+}
+
+absl::StatusOr<MemoryManager::CreateResult> MemoryManager::CreateLocked(
+    const Principal& who, const CreateRequest& request,
+    const std::vector<Region*>& placements) {
+  if (absl::Status s = ReserveQuotaLocked(who, request.size); !s.ok()) {
+    return s;
+  }
+  absl::Cleanup unreserve = [this, &who, &request]()
+                                ABSL_NO_THREAD_SAFETY_ANALYSIS {
+                                  UnreserveQuotaLocked(who.name, request.size);
+                                };
+  auto obj = std::make_shared<BufferObject>(
+      next_object_id_.fetch_add(1, std::memory_order_relaxed), request.size,
+      placements, who, request.label, request.require_cpu_access);
+  absl::StatusOr<SgTableRef> sg = AllocateInPlacementsLocked(*obj, placements);
+  if (!sg.ok()) return sg.status();
+  absl::StatusOr<Migrator::Result> cleared =
+      migrator_->Clear(obj, *std::move(sg));
+  if (!cleared.ok()) return cleared.status();
+  std::move(unreserve).Cancel();
+  PublishLocked(obj, request.pin, *cleared);
   return CreateResult{obj->id(), cleared->fence->id()};
 }
 
 absl::Status MemoryManager::DestroyObject(const Principal& who, uint64_t id) {
   if (absl::Status s = CheckLive(); !s.ok()) return s;
-  BufferObjectRef o;
+  absl::StatusOr<BufferObjectRef> o;
   {
     MutexLock lock(&mu_);
-    absl::StatusOr<BufferObjectRef> obj = LookupLocked(who, id, false);
-    if (!obj.ok()) return obj.status();
-    o = *std::move(obj);
-    // Unreachable from here on: no new move, Exec or IO can start on it.
-    objects_.erase(id);
-    o->MarkDestroyed();
-    if (Region* r = o->region()) {
-      r->LruRemove(o->id());
-      --placed_[r];
-    }
-    uint64_t& used = usage_[o->owner().name];
-    used -= std::min(used, o->size());
-    if (used == 0) usage_.erase(o->owner().name);
+    o = UnpublishLocked(who, id);
   }
+  if (!o.ok()) return o.status();
+  FinishDestroy(*o);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<BufferObjectRef> MemoryManager::UnpublishLocked(
+    const Principal& who, uint64_t id) {
+  absl::StatusOr<BufferObjectRef> obj = LookupLocked(who, id, false);
+  if (!obj.ok()) return obj.status();
+  BufferObjectRef o = *std::move(obj);
+  // Unreachable from here on: no new move, Exec or IO can start on it.
+  objects_.erase(id);
+  o->MarkDestroyed();
+  if (Region* r = o->region()) {
+    r->LruRemove(o->id());
+    --placed_[r];
+  }
+  UnreserveQuotaLocked(o->owner().name, o->size());
+  return o;
+}
+
+void MemoryManager::FinishDestroy(const BufferObjectRef& o) {
   // IO already under way finishes first (it holds io_mu), without holding
   // up the rest of the manager. The table's blocks return once queued blits
   // and failsafe works drop it.
@@ -378,7 +528,6 @@ absl::Status MemoryManager::DestroyObject(const Principal& who, uint64_t id) {
   for (const FenceRef& f : {o->move_fence(), o->exec_fence()}) {
     if (f != nullptr) fences_.Release(f->id());
   }
-  return absl::OkStatus();
 }
 
 ObjectInfo MemoryManager::InfoOf(const BufferObject& obj) const {
@@ -459,12 +608,11 @@ absl::Status MemoryManager::LockForIo(const BufferObjectRef& obj,
 absl::Status MemoryManager::DoIo(const BufferObjectRef& obj, uint64_t offset,
                                  uint64_t length, const uint8_t* in,
                                  uint8_t* out, absl::Time deadline) {
-  if (absl::Status s = CheckRange(obj->size(), offset, length,
-                                  in != nullptr ? "write" : "read");
+  if (absl::Status s = obj->CheckAccess(); !s.ok()) return s;
+  if (absl::Status s = CheckRange("offset", obj->size(), offset, length);
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = obj->CheckAccess(); !s.ok()) return s;
   if (length == 0) return absl::OkStatus();
   if (absl::Status s = LockForIo(obj, deadline); !s.ok()) return s;
   // Held since LockForIo succeeded (see its comment on the analysis).
@@ -528,14 +676,26 @@ absl::Status MemoryManager::Read(const Principal& who, uint64_t id,
   return DoIo(*obj, offset, out.size(), nullptr, out.data(), deadline);
 }
 
+absl::StatusOr<uint64_t> MemoryManager::ResolveRange(const Principal& who,
+                                                     uint64_t id,
+                                                     uint64_t offset,
+                                                     uint64_t length) {
+  if (absl::Status s = CheckLive(); !s.ok()) return s;
+  absl::StatusOr<BufferObjectRef> obj = Lookup(who, id, true);
+  if (!obj.ok()) return obj.status();
+  if (absl::Status s = (*obj)->CheckAccess(); !s.ok()) return s;
+  return ResolveLength("offset", (*obj)->size(), offset, length);
+}
+
 absl::StatusOr<uint64_t> MemoryManager::Migrate(const Principal& who,
                                                 uint64_t id,
                                                 absl::string_view region) {
   if (absl::Status s = CheckLive(); !s.ok()) return s;
+  if (region.empty()) return FieldError("region", "required");
   absl::StatusOr<Region*> target = device_->FindRegion(region);
   if (!target.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("region: unknown region \"", region, "\""));
+    return FieldError("region",
+                      absl::StrCat("unknown region \"", region, "\""));
   }
   MutexLock lock(&mu_);
   return MigrateLocked(who, id, *target, nullptr, nullptr);
@@ -550,8 +710,9 @@ absl::StatusOr<uint64_t> MemoryManager::MigrateLocked(
   const BufferObjectRef& obj = *found;
   if (absl::Status s = obj->CheckAccess(); !s.ok()) return s;
   if (!obj->AllowedIn(target)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "region \"", region, "\" is not in the object's placement list"));
+    return FieldError("region",
+                      absl::StrCat("region \"", region,
+                                   "\" is not in the object's placement list"));
   }
   if (obj->region() == target) {
     if (fence != nullptr) *fence = obj->move_fence();
@@ -589,6 +750,9 @@ absl::StatusOr<int> MemoryManager::Pin(const Principal& who, uint64_t id) {
   absl::StatusOr<BufferObjectRef> obj = LookupLocked(who, id, true);
   if (!obj.ok()) return obj.status();
   if (absl::Status s = (*obj)->CheckAccess(); !s.ok()) return s;
+  if ((*obj)->pin_count() >= kMaxPinCount) {
+    return absl::ResourceExhaustedError("the pin count would overflow");
+  }
   const int count = (*obj)->Pin();
   if (Region* r = (*obj)->region()) r->LruRemove((*obj)->id());
   return count;
@@ -613,14 +777,24 @@ absl::StatusOr<uint64_t> MemoryManager::ExecFill(const Principal& who,
                                                  uint8_t value) {
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   MutexLock lock(&mu_);
+  absl::StatusOr<FenceRef> f = ExecFillLocked(who, id, offset, length, value);
+  if (!f.ok()) return f.status();
+  return (*f)->id();
+}
+
+absl::StatusOr<FenceRef> MemoryManager::ExecFillLocked(const Principal& who,
+                                                       uint64_t id,
+                                                       uint64_t offset,
+                                                       uint64_t length,
+                                                       uint8_t value) {
   absl::StatusOr<BufferObjectRef> found = LookupLocked(who, id, true);
   if (!found.ok()) return found.status();
   const BufferObjectRef& obj = *found;
   if (absl::Status s = obj->CheckAccess(); !s.ok()) return s;
-  if (absl::Status s = CheckRange(obj->size(), offset, length, "fill");
-      !s.ok()) {
-    return s;
-  }
+  absl::StatusOr<uint64_t> n =
+      ResolveLength("offset", obj->size(), offset, length);
+  if (!n.ok()) return n.status();
+  length = *n;
   MutexLock io(obj->io_mu());
   CopyEngine::Deps deps;
   AddMoveDep(*obj, &deps);
@@ -629,7 +803,7 @@ absl::StatusOr<uint64_t> MemoryManager::ExecFill(const Principal& who,
       device_->engine().Fill(sg, offset, length, value, std::move(deps));
   RegisterExec(f, *obj, nullptr);
   PlacedLocked(*obj);
-  return f->id();
+  return f;
 }
 
 absl::StatusOr<uint64_t> MemoryManager::ExecCopy(const Principal& who,
@@ -639,6 +813,15 @@ absl::StatusOr<uint64_t> MemoryManager::ExecCopy(const Principal& who,
                                                  uint64_t length) {
   if (absl::Status s = CheckLive(); !s.ok()) return s;
   MutexLock lock(&mu_);
+  absl::StatusOr<FenceRef> f =
+      ExecCopyLocked(who, src, dst, src_offset, dst_offset, length);
+  if (!f.ok()) return f.status();
+  return (*f)->id();
+}
+
+absl::StatusOr<FenceRef> MemoryManager::ExecCopyLocked(
+    const Principal& who, uint64_t src, uint64_t dst, uint64_t src_offset,
+    uint64_t dst_offset, uint64_t length) {
   absl::StatusOr<BufferObjectRef> s_obj = LookupLocked(who, src, true);
   if (!s_obj.ok()) return s_obj.status();
   absl::StatusOr<BufferObjectRef> d_obj = LookupLocked(who, dst, true);
@@ -646,20 +829,19 @@ absl::StatusOr<uint64_t> MemoryManager::ExecCopy(const Principal& who,
   for (const BufferObjectRef& o : {*s_obj, *d_obj}) {
     if (absl::Status s = o->CheckAccess(); !s.ok()) return s;
   }
-  if (absl::Status s =
-          CheckRange((*s_obj)->size(), src_offset, length, "copy source");
-      !s.ok()) {
-    return s;
-  }
-  if (absl::Status s =
-          CheckRange((*d_obj)->size(), dst_offset, length, "copy destination");
-      !s.ok()) {
-    return s;
+  absl::StatusOr<uint64_t> n =
+      ResolveLength("src_offset", (*s_obj)->size(), src_offset, length);
+  if (!n.ok()) return n.status();
+  length = *n;
+  if (dst_offset > (*d_obj)->size() || length > (*d_obj)->size() - dst_offset) {
+    return absl::OutOfRangeError(absl::StrCat(
+        "dst_offset: [", dst_offset, ", +", length,
+        ") is beyond the destination's ", (*d_obj)->size(), " bytes"));
   }
   if (src == dst && src_offset < dst_offset + length &&
       dst_offset < src_offset + length) {
-    return absl::InvalidArgumentError(
-        "copy source and destination ranges overlap");
+    return FieldError("copy",
+                      "source and destination ranges of one object overlap");
   }
   // Lock order: lower object id first.
   BufferObject* first = src <= dst ? s_obj->get() : d_obj->get();
@@ -676,7 +858,28 @@ absl::StatusOr<uint64_t> MemoryManager::ExecCopy(const Principal& who,
   RegisterExec(f, **d_obj, src != dst ? s_obj->get() : nullptr);
   PlacedLocked(**s_obj);
   PlacedLocked(**d_obj);
-  return f->id();
+  return f;
+}
+
+absl::StatusOr<FenceRef> MemoryManager::ExecChecksumLocked(
+    const Principal& who, uint64_t id, uint64_t offset, uint64_t length,
+    std::shared_ptr<uint64_t> result) {
+  absl::StatusOr<BufferObjectRef> found = LookupLocked(who, id, true);
+  if (!found.ok()) return found.status();
+  const BufferObjectRef& obj = *found;
+  if (absl::Status s = obj->CheckAccess(); !s.ok()) return s;
+  absl::StatusOr<uint64_t> n =
+      ResolveLength("offset", obj->size(), offset, length);
+  if (!n.ok()) return n.status();
+  length = *n;
+  MutexLock io(obj->io_mu());
+  CopyEngine::Deps deps;
+  AddMoveDep(*obj, &deps);
+  SgTableRef sg = obj->sg();
+  FenceRef f = device_->engine().Checksum(sg, offset, length, std::move(result),
+                                          std::move(deps));
+  RegisterExec(f, *obj, nullptr);
+  return f;
 }
 
 absl::StatusOr<MemoryManager::ChecksumResult> MemoryManager::ExecChecksum(
@@ -687,20 +890,10 @@ absl::StatusOr<MemoryManager::ChecksumResult> MemoryManager::ExecChecksum(
   FenceRef f;
   {
     MutexLock lock(&mu_);
-    absl::StatusOr<BufferObjectRef> found = LookupLocked(who, id, true);
-    if (!found.ok()) return found.status();
-    const BufferObjectRef& obj = *found;
-    if (absl::Status s = obj->CheckAccess(); !s.ok()) return s;
-    if (absl::Status s = CheckRange(obj->size(), offset, length, "checksum");
-        !s.ok()) {
-      return s;
-    }
-    MutexLock io(obj->io_mu());
-    CopyEngine::Deps deps;
-    AddMoveDep(*obj, &deps);
-    SgTableRef sg = obj->sg();
-    f = device_->engine().Checksum(sg, offset, length, result, std::move(deps));
-    RegisterExec(f, *obj, nullptr);
+    absl::StatusOr<FenceRef> submitted =
+        ExecChecksumLocked(who, id, offset, length, result);
+    if (!submitted.ok()) return submitted.status();
+    f = *std::move(submitted);
   }
   if (!f->WaitUntil(deadline)) {
     return absl::DeadlineExceededError(
@@ -774,16 +967,7 @@ absl::StatusOr<RegionInfo> MemoryManager::GetRegion(absl::string_view name) {
       if (obj->unknown() && obj->region() == r) ++info.unknown_objects;
     }
   }
-  const RegionCounters& c = r->counters();
-  info.evictions = c.evictions.load();
-  info.blits = c.blits.load();
-  info.blit_failures = c.blit_failures.load();
-  info.fallback_copies = c.fallback_copies.load();
-  info.fallback_clears = c.fallback_clears.load();
-  info.fallback_device = c.fallback_device.load();
-  info.unknown_state_objects = c.unknown_state_objects.load();
-  info.bytes_migrated_in = c.bytes_migrated_in.load();
-  info.bytes_migrated_out = c.bytes_migrated_out.load();
+  static_cast<RegionCounters&>(info) = r->CountersSnapshot();
   info.eviction_timeline_seqno = r->eviction_timeline().last_seqno();
   info.last_eviction_fence_id = FenceId(r->eviction_timeline().last_fence());
   return info;
@@ -841,6 +1025,7 @@ ManagerStats MemoryManager::Stats() {
   s.watchers = fences_.subscribers();
   s.engine_inflight = device_->engine().inflight();
   s.engine_wedged = faults_->AnyWedgeActive();
+  s.eviction_passes = eviction_passes_.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -118,6 +118,16 @@ uint64_t Region::FreeBytes(bool require_cpu_access) const {
              : allocator_->free_bytes();
 }
 
+RegionCounters Region::CountersSnapshot() const {
+  RegionCounters out;
+  ForEachRegionCounter(
+      [](uint64_t& value, const std::atomic<uint64_t>& live) {
+        value = live.load(std::memory_order_relaxed);
+      },
+      out, counters_);
+  return out;
+}
+
 RegionUsage Region::Usage() const {
   MutexLock lock(&mu_);
   RegionUsage u;

@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "common/region_counters.h"
 #include "core/fence/fence.h"
 #include "core/fence/timeline.h"
 #include "core/mem/buddy_allocator.h"
@@ -32,20 +33,9 @@ namespace gpumig {
 enum class RegionKind { kLmem, kSmem };
 absl::string_view RegionKindName(RegionKind kind);
 
-// Monotonic counters, readable at any time without a lock.
-struct RegionCounters {
-  std::atomic<uint64_t> evictions{0};
-  std::atomic<uint64_t> blits{0};
-  std::atomic<uint64_t> blit_failures{0};
-  std::atomic<uint64_t> fallback_copies{0};
-  std::atomic<uint64_t> fallback_clears{0};
-  // Of the fallbacks above, those taken by the device's independent path
-  // rather than the CPU.
-  std::atomic<uint64_t> fallback_device{0};
-  std::atomic<uint64_t> unknown_state_objects{0};
-  std::atomic<uint64_t> bytes_migrated_in{0};
-  std::atomic<uint64_t> bytes_migrated_out{0};
-};
+// A region's counters as the Region keeps them: bumped and read from any
+// thread without a lock (fields and meaning: common/region_counters.h).
+using LiveRegionCounters = BasicRegionCounters<std::atomic<uint64_t>>;
 
 struct RegionConfig {
   std::string name;  // e.g. "lmem", "smem"
@@ -104,8 +94,10 @@ class Region {
   // new placement in this region must await before its first write.
   FenceRef PendingEvictionFence() const;
 
-  RegionCounters& counters() { return counters_; }
-  const RegionCounters& counters() const { return counters_; }
+  LiveRegionCounters& counters() { return counters_; }
+  // The counters now, as plain values (each field read on its own: a
+  // concurrent bump may land in one field and not yet in another).
+  RegionCounters CountersSnapshot() const;
 
   absl::Status CheckInvariantsForTest() const ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -126,7 +118,7 @@ class Region {
       ABSL_GUARDED_BY(mu_);
 
   Timeline eviction_timeline_;
-  RegionCounters counters_;
+  LiveRegionCounters counters_;
 };
 
 }  // namespace gpumig

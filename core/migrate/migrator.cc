@@ -59,7 +59,7 @@ absl::StatusOr<MoveOutcome> Fallback(const FailsafeState& s) {
                : MoveOutcome::kFallbackDeviceCopy;
 }
 
-void CountFallback(RegionCounters& c, MoveOutcome outcome) {
+void CountFallback(LiveRegionCounters& c, MoveOutcome outcome) {
   switch (outcome) {
     case MoveOutcome::kFallbackDeviceCopy:
       c.fallback_device.fetch_add(1, std::memory_order_relaxed);
@@ -83,7 +83,7 @@ void CountFallback(RegionCounters& c, MoveOutcome outcome) {
 // after the blit signalled, whatever its result; returns the error the
 // failsafe fence carries.
 absl::Status RunFailsafe(const FailsafeState& s, const absl::Status& blit) {
-  RegionCounters& counters = s.dst->region()->counters();
+  LiveRegionCounters& counters = s.dst->region()->counters();
   if (blit.ok()) {
     s.record->outcome.store(MoveOutcome::kBlitOk, std::memory_order_release);
     return absl::OkStatus();
@@ -103,7 +103,7 @@ absl::Status RunFailsafe(const FailsafeState& s, const absl::Status& blit) {
       " failed (", blit.message(), ") and no fallback was possible (",
       fallback.status().message(), ")"));
   if (s.obj->MarkUnknown(error, s.fence_id)) {
-    counters.unknown_state_objects.fetch_add(1, std::memory_order_relaxed);
+    counters.unknown_state_marks.fetch_add(1, std::memory_order_relaxed);
   }
   s.record->outcome.store(MoveOutcome::kUnknownState,
                           std::memory_order_release);

@@ -8,50 +8,32 @@
 #ifndef GPUMIG_CORE_SHM_REGISTRATION_PROTOCOL_H_
 #define GPUMIG_CORE_SHM_REGISTRATION_PROTOCOL_H_
 
-#include <array>
 #include <cstddef>
 #include <cstdint>
-#include <string>
 #include <vector>
 
+#include "common/shm_wire.h"
 #include "core/shm/shared_buffer_registry.h"
 
 namespace gpumig {
 namespace shm {
 
-inline constexpr uint32_t kShmMagic = 0x42534d47;  // "GMSB" little-endian
-inline constexpr uint16_t kShmVersion = 1;
-inline constexpr uint16_t kOpRegister = 1;
-inline constexpr uint16_t kOpUnregister = 2;
-inline constexpr size_t kRequestSize = 32;
-inline constexpr size_t kReplySize = 128;
-inline constexpr size_t kReplyMessageSize = 88;
+// The records are common/shm_wire.h's; these are their names in core/shm.
+inline constexpr uint32_t kShmMagic = shm_wire::kMagic;
+inline constexpr uint16_t kShmVersion = shm_wire::kVersion;
+inline constexpr uint16_t kOpRegister = shm_wire::kOpRegister;
+inline constexpr uint16_t kOpUnregister = shm_wire::kOpUnregister;
+inline constexpr size_t kRequestSize = shm_wire::kRequestBytes;
+inline constexpr size_t kReplySize = shm_wire::kReplyBytes;
+inline constexpr size_t kReplyMessageSize = shm_wire::kReplyMessageBytes;
 
-struct ShmRequest {
-  uint32_t magic = kShmMagic;
-  uint16_t version = kShmVersion;
-  uint16_t op = 0;
-  uint64_t tag = 0;
-  uint64_t size = 0;
-  uint64_t buffer_id = 0;
-};
+using ShmRequest = shm_wire::Request;
+using ShmReply = shm_wire::Reply;  // at most 87 message bytes on the wire
 
-struct ShmReply {
-  uint32_t magic = kShmMagic;
-  uint16_t version = kShmVersion;
-  uint16_t op = 0;
-  uint64_t tag = 0;
-  uint32_t error = 0;
-  uint32_t code = 0;
-  uint64_t buffer_id = 0;
-  uint64_t size = 0;
-  std::string message;  // at most 88 bytes on the wire
-};
-
-std::array<uint8_t, kRequestSize> EncodeRequest(const ShmRequest& r);
-ShmRequest DecodeRequest(const uint8_t* p);  // p: kRequestSize bytes
-std::array<uint8_t, kReplySize> EncodeReply(const ShmReply& r);
-ShmReply DecodeReply(const uint8_t* p);  // p: kReplySize bytes
+using shm_wire::DecodeReply;    // DecodeReply(p): p holds kReplySize bytes
+using shm_wire::DecodeRequest;  // DecodeRequest(p): p holds kRequestSize
+using shm_wire::EncodeReply;
+using shm_wire::EncodeRequest;
 
 // One received message. `len` is the bytes received; `data_truncated` is
 // MSG_TRUNC; `fds` every fd received (owned: closed or registered);

@@ -29,48 +29,18 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "common/shm_wire.h"
 
 namespace gpumig {
 namespace shm {
 
-// Registration errors: the wire values of docs/api.md's error table.
-enum class ShmError : uint32_t {
-  kOk = 0,
-  kBadRecordSize = 1,
-  kBadMagic = 2,
-  kBadVersion = 3,
-  kBadOp = 4,
-  kBadFields = 5,
-  kNoFd = 6,
-  kTooManyFds = 7,
-  kControlTruncated = 8,
-  kUnexpectedFd = 9,
-  kNotRegularFile = 10,
-  kNotTmpfs = 11,
-  kHugetlbfs = 12,
-  kMissingSealShrink = 13,
-  kMissingSealGrow = 14,
-  kMissingSealSeal = 15,
-  kWriteSealed = 16,
-  kNotReadWrite = 17,
-  kBadSize = 18,
-  kSizeMismatch = 19,
-  kPrincipalBuffersExceeded = 20,
-  kPrincipalBytesExceeded = 21,
-  kTotalBytesExceeded = 22,
-  kMapFailed = 23,
-  kPinFailed = 24,
-  kUnknownBuffer = 25,
-  kShuttingDown = 26,
-  kSystemError = 27,
-};
+// Registration errors, their names and google.rpc.Codes: the wire values of
+// docs/api.md's error table (common/shm_wire.h).
+using shm_wire::ShmError;
+using shm_wire::ShmErrorCode;
+using shm_wire::ShmErrorName;
 
-// The google.rpc.Code docs/api.md pairs with `e`.
-absl::StatusCode ShmErrorCode(ShmError e);
-// A short name ("NOT_TMPFS") for messages and tests.
-const char* ShmErrorName(ShmError e);
-
-inline constexpr uint64_t kShmPageSize = 4096;
+inline constexpr uint64_t kShmPageSize = shm_wire::kPageBytes;
 
 // Checks `fd` as docs/api.md lists, in that order, against `declared_size`.
 // Does not close `fd`. kOk when it may be registered (limits aside).

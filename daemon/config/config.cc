@@ -13,10 +13,10 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/strip.h"
+#include "common/bytes.h"
+#include "common/hostport.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 
@@ -86,36 +86,7 @@ std::string Quote(absl::string_view s) { return absl::StrCat("\"", s, "\""); }
 }  // namespace
 
 absl::StatusOr<uint64_t> ParseByteSize(absl::string_view text) {
-  absl::string_view s = absl::StripAsciiWhitespace(text);
-  size_t digits = 0;
-  while (digits < s.size() && absl::ascii_isdigit(s[digits])) ++digits;
-  if (digits == 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "size ", Quote(text),
-        " is not a number with an optional unit (B, KiB, MiB, GiB, TiB)"));
-  }
-  uint64_t value = 0;
-  if (!absl::SimpleAtoi(s.substr(0, digits), &value)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("size ", Quote(text), " is too large"));
-  }
-  absl::string_view unit = absl::StripLeadingAsciiWhitespace(s.substr(digits));
-  int shift = -1;
-  if (unit.empty() || unit == "B") shift = 0;
-  if (unit == "KiB") shift = 10;
-  if (unit == "MiB") shift = 20;
-  if (unit == "GiB") shift = 30;
-  if (unit == "TiB") shift = 40;
-  if (shift < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("size ", Quote(text), ": unknown unit ", Quote(unit),
-                     " (use B, KiB, MiB, GiB or TiB)"));
-  }
-  if (shift > 0 && value > (~uint64_t{0} >> shift)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("size ", Quote(text), " is too large"));
-  }
-  return value << shift;
+  return ::gpumig::ParseByteSize(text, ByteSizeSyntax::kConfigFile);
 }
 
 absl::StatusOr<DaemonConfig> ParseConfigText(absl::string_view text,
@@ -332,11 +303,7 @@ absl::StatusOr<Config> ValidateConfig(const DaemonConfig& in) {
     out.metrics_address.clear();
   } else if (!in.metrics_address().empty()) {
     out.metrics_address = in.metrics_address();
-    const size_t colon = out.metrics_address.rfind(':');
-    uint32_t port = 0;
-    if (colon == std::string::npos || colon == 0 ||
-        !absl::SimpleAtoi(out.metrics_address.substr(colon + 1), &port) ||
-        port > 65535) {
+    if (!SplitHostPort(out.metrics_address).ok()) {
       return FieldError("metrics_address",
                         absl::StrCat(Quote(out.metrics_address),
                                      " is not host:port (or \"none\")"));
@@ -351,11 +318,7 @@ absl::StatusOr<Config> ValidateConfig(const DaemonConfig& in) {
   out.admin_subjects.assign(tcp.admin_subjects().begin(),
                             tcp.admin_subjects().end());
   if (!out.tcp_address.empty()) {
-    const size_t colon = out.tcp_address.rfind(':');
-    uint32_t port = 0;
-    if (colon == std::string::npos || colon == 0 ||
-        !absl::SimpleAtoi(out.tcp_address.substr(colon + 1), &port) ||
-        port > 65535) {
+    if (!SplitHostPort(out.tcp_address).ok()) {
       return FieldError(
           "listeners.tcp.address",
           absl::StrCat(Quote(out.tcp_address), " is not host:port"));

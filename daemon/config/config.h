@@ -74,9 +74,11 @@ struct Config {
   std::vector<std::pair<std::string, std::string>> Summary() const;
 };
 
-// Parses a byte size: a decimal number with an optional binary unit, "4096",
-// "256MiB", "64 MiB", "1GiB" (units B, KiB, MiB, GiB, TiB). INVALID_ARGUMENT
-// for anything else (decimal units like "MB" included) or overflow.
+// Parses a byte size in the config file's syntax (common/bytes.h,
+// ByteSizeSyntax::kConfigFile): a decimal number with an optional binary
+// unit, "4096", "256MiB", "64 MiB", "1GiB" (units B, KiB, MiB, GiB, TiB).
+// INVALID_ARGUMENT for anything else (decimal units like "MB" included) or
+// overflow.
 absl::StatusOr<uint64_t> ParseByteSize(absl::string_view text);
 
 // Parses text-format `text`; `filename` only labels errors.

@@ -17,16 +17,7 @@ Snapshot TakeSnapshot(MemoryManager& manager) {
     out.free_bytes = r.usage.free_bytes;
     out.largest_free_block_bytes = r.usage.largest_free_block;
     out.objects = r.objects;
-    out.evictions = r.evictions;
-    out.blits = r.blits;
-    out.blit_failures = r.blit_failures;
-    out.fallback_copies = r.fallback_copies;
-    out.fallback_clears = r.fallback_clears;
-    // RegionInfo::unknown_state_objects is the cumulative mark counter
-    // (RegionCounters), not a count of objects now.
-    out.unknown_state_marks = r.unknown_state_objects;
-    out.bytes_migrated_in = r.bytes_migrated_in;
-    out.bytes_migrated_out = r.bytes_migrated_out;
+    static_cast<RegionCounters&>(out) = r;
     s.regions.push_back(std::move(out));
   }
   for (FaultKind kind : {FaultKind::kFailBlit, FaultKind::kFailClear,

@@ -15,11 +15,11 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/memory/memory.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/strip.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "common/hostport.h"
+#include "common/status_names.h"
 #include "core/base/mutex.h"
 #include "prometheus/client_metric.h"
 #include "prometheus/collectable.h"
@@ -34,28 +34,6 @@ namespace {
 using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
-
-constexpr int kGrpcCodes = 17;
-constexpr std::array<absl::string_view, kGrpcCodes> kGrpcCodeNames = {
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-};
-constexpr int kUnknownCode = 2;
 
 // Upper bounds (seconds) of the latency histograms: 100 us (a sim-backend
 // blit) to a minute (a long Wait). Fixed, so series stay comparable across
@@ -101,7 +79,7 @@ struct Histogram {
 };
 
 struct MethodStats {
-  std::array<uint64_t, kGrpcCodes> calls = {};
+  std::array<uint64_t, kStatusCodeCount> calls = {};
   Histogram latency;
 };
 
@@ -186,60 +164,49 @@ absl::Status ParseListenAddress(absl::string_view address, std::string* bind,
                      " (expected host:port, e.g. 127.0.0.1:9464 or "
                      "[::1]:9464)"));
   };
-  const size_t colon = address.rfind(':');
-  if (colon == absl::string_view::npos) return bad("no port");
-  absl::string_view h = address.substr(0, colon);
-  absl::string_view p = address.substr(colon + 1);
-  uint32_t port = 0;
-  if (p.empty() || p.size() > 5 ||
-      !std::all_of(p.begin(), p.end(),
-                   [](char c) { return c >= '0' && c <= '9'; }) ||
-      !absl::SimpleAtoi(p, &port) || port > 65535) {
-    return bad("bad port");
+  absl::StatusOr<HostPort> hp = SplitHostPort(address);
+  if (!hp.ok()) {
+    return bad(hp.status().message() == "no host"
+                   ? "no host (a bare port would listen everywhere)"
+                   : hp.status().message());
   }
-  if (h == "localhost") h = "127.0.0.1";
-  if (h.empty()) return bad("no host (a bare port would listen everywhere)");
-  if (absl::ConsumePrefix(&h, "[")) {
-    if (!absl::ConsumeSuffix(&h, "]")) return bad("unclosed [");
+  if (hp->bracketed) {
     in6_addr a6;
-    if (inet_pton(AF_INET6, std::string(h).c_str(), &a6) != 1) {
+    if (inet_pton(AF_INET6, hp->host.c_str(), &a6) != 1) {
       return bad("not an IPv6 address");
     }
-    *host = absl::StrCat("[", h, "]");
   } else {
+    if (hp->host == "localhost") hp->host = "127.0.0.1";
     in_addr a4;
-    if (inet_pton(AF_INET, std::string(h).c_str(), &a4) != 1) {
+    if (inet_pton(AF_INET, hp->host.c_str(), &a4) != 1) {
       return bad("not an IPv4 address, [IPv6] or localhost");
     }
-    *host = std::string(h);
   }
-  *bind = absl::StrCat(*host, ":", port);
+  *bind = hp->ToString();
+  *host = hp->bracketed ? absl::StrCat("[", hp->host, "]") : hp->host;
   return absl::OkStatus();
 }
 
 // Opens and closes one TCP connection to `bound` ("host:port", the host as
 // ParseListenAddress wrote it); a wildcard host means its loopback.
 void WakeAcceptLoop(const std::string& bound) {
-  const size_t colon = bound.rfind(':');
-  std::string host = bound.substr(0, colon);
-  uint32_t port = 0;
-  if (!absl::SimpleAtoi(bound.substr(colon + 1), &port)) return;
+  absl::StatusOr<HostPort> hp = SplitHostPort(bound);
+  if (!hp.ok()) return;
   sockaddr_storage addr{};
   socklen_t len = 0;
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-    if (host == "::") host = "::1";
+  if (hp->bracketed) {
+    if (hp->host == "::") hp->host = "::1";
     auto* a6 = reinterpret_cast<sockaddr_in6*>(&addr);
     a6->sin6_family = AF_INET6;
-    a6->sin6_port = htons(static_cast<uint16_t>(port));
-    if (inet_pton(AF_INET6, host.c_str(), &a6->sin6_addr) != 1) return;
+    a6->sin6_port = htons(hp->port);
+    if (inet_pton(AF_INET6, hp->host.c_str(), &a6->sin6_addr) != 1) return;
     len = sizeof(*a6);
   } else {
-    if (host == "0.0.0.0") host = "127.0.0.1";
+    if (hp->host == "0.0.0.0") hp->host = "127.0.0.1";
     auto* a4 = reinterpret_cast<sockaddr_in*>(&addr);
     a4->sin_family = AF_INET;
-    a4->sin_port = htons(static_cast<uint16_t>(port));
-    if (inet_pton(AF_INET, host.c_str(), &a4->sin_addr) != 1) return;
+    a4->sin_port = htons(hp->port);
+    if (inet_pton(AF_INET, hp->host.c_str(), &a4->sin_addr) != 1) return;
     len = sizeof(*a4);
   }
   const int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -250,10 +217,7 @@ void WakeAcceptLoop(const std::string& bound) {
 
 }  // namespace
 
-absl::string_view GrpcCodeName(int code) {
-  if (code < 0 || code >= kGrpcCodes) return kGrpcCodeNames[kUnknownCode];
-  return kGrpcCodeNames[code];
-}
+absl::string_view GrpcCodeName(int code) { return StatusCodeName(code); }
 
 // The collectable the Exposer scrapes; holds every pushed value.
 class Metrics::State : public prometheus::Collectable {
@@ -265,7 +229,9 @@ class Metrics::State : public prometheus::Collectable {
 
   void OnRpc(absl::string_view method, int code, absl::Duration latency)
       ABSL_LOCKS_EXCLUDED(mu_) {
-    if (code < 0 || code >= kGrpcCodes) code = kUnknownCode;
+    if (code < 0 || code >= kStatusCodeCount) {
+      code = static_cast<int>(absl::StatusCode::kUnknown);
+    }
     if (method.empty()) method = "unknown";
     MutexLock lock(&mu_);
     auto it = rpcs_.find(method);
@@ -324,7 +290,7 @@ class Metrics::State : public prometheus::Collectable {
                "RPC latency by method, from the call's start to its status.",
                MetricType::Histogram);
     for (const auto& [method, stats] : rpcs) {
-      for (int code = 0; code < kGrpcCodes; ++code) {
+      for (int code = 0; code < kStatusCodeCount; ++code) {
         if (stats.calls[code] == 0) continue;
         AddValue(
             &calls,

@@ -75,6 +75,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/region_counters.h"
 
 namespace prometheus {
 class Exposer;
@@ -87,8 +88,9 @@ inline constexpr char kDefaultMetricsAddress[] = "127.0.0.1:9464";
 inline constexpr int kMaxRpcMethods = 64;
 
 // One region as a scrape sees it (see MemoryManager::GetRegion). The
-// cumulative fields only ever grow during one daemon lifetime.
-struct RegionSnapshot {
+// cumulative fields, the inherited RegionCounters (common/
+// region_counters.h), only ever grow during one daemon lifetime.
+struct RegionSnapshot : RegionCounters {
   std::string name;
   std::string kind;  // "lmem" or "smem"
   uint64_t size_bytes = 0;
@@ -97,15 +99,6 @@ struct RegionSnapshot {
   uint64_t free_bytes = 0;
   uint64_t largest_free_block_bytes = 0;
   uint64_t objects = 0;  // placed here now
-  // Cumulative.
-  uint64_t evictions = 0;
-  uint64_t blits = 0;
-  uint64_t blit_failures = 0;
-  uint64_t fallback_copies = 0;
-  uint64_t fallback_clears = 0;
-  uint64_t unknown_state_marks = 0;
-  uint64_t bytes_migrated_in = 0;
-  uint64_t bytes_migrated_out = 0;
 };
 
 // Fired count of one fault kind, cumulative (FaultInjector::FiredTotal: it

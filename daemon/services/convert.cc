@@ -155,6 +155,18 @@ v1::EventKind EventKindOf(const FenceInfo& info) {
   }
 }
 
+void RegionCountersToProto(const RegionCounters& c, v1::RegionCounters* out) {
+  out->set_evictions(c.evictions);
+  out->set_blits(c.blits);
+  out->set_blit_failures(c.blit_failures);
+  out->set_fallback_copies(c.fallback_copies);
+  out->set_fallback_clears(c.fallback_clears);
+  out->set_fallback_device(c.fallback_device);
+  out->set_unknown_state_marks(c.unknown_state_marks);
+  out->set_bytes_migrated_in(c.bytes_migrated_in);
+  out->set_bytes_migrated_out(c.bytes_migrated_out);
+}
+
 void RegionToProto(const RegionInfo& info, v1::Region* out) {
   out->set_name(info.name);
   out->set_kind(info.kind == RegionKind::kLmem ? v1::REGION_KIND_LMEM
@@ -170,15 +182,7 @@ void RegionToProto(const RegionInfo& info, v1::Region* out) {
   out->set_min_block_bytes(info.chunk_size);
   out->set_objects(info.objects);
   out->set_unknown_state_objects(info.unknown_objects);
-  v1::RegionCounters* c = out->mutable_counters();
-  c->set_evictions(info.evictions);
-  c->set_blits(info.blits);
-  c->set_blit_failures(info.blit_failures);
-  c->set_fallback_copies(info.fallback_copies);
-  c->set_fallback_clears(info.fallback_clears);
-  c->set_unknown_state_marks(info.unknown_state_objects);
-  c->set_bytes_migrated_in(info.bytes_migrated_in);
-  c->set_bytes_migrated_out(info.bytes_migrated_out);
+  RegionCountersToProto(info, out->mutable_counters());
   out->set_eviction_timeline_seqno(info.eviction_timeline_seqno);
   out->set_last_eviction_fence_id(info.last_eviction_fence_id);
 }
@@ -329,12 +333,12 @@ void FaultSpecToProto(const FaultSpec& spec, v1::FaultSpec* out) {
   }
 }
 
-void FaultToProto(const FaultInfo& info, absl::Time created, v1::Fault* out) {
+void FaultToProto(const FaultInfo& info, v1::Fault* out) {
   out->set_id(info.id);
   FaultSpecToProto(info.spec, out->mutable_spec());
   out->set_fired_count(info.fired);
   out->set_exhausted(info.exhausted);
-  out->set_created_unix_nanos(UnixNanos(created));
+  out->set_created_unix_nanos(UnixNanos(info.created));
 }
 
 }  // namespace daemon

@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/region_counters.h"
 #include "core/fault/fault_injector.h"
 #include "core/manager/fence_registry.h"
 #include "core/manager/memory_manager.h"
@@ -33,6 +34,10 @@ void FenceToProto(const FenceInfo& info, v1::FenceStatus* out);
 // The Watch event kind of a signalled fence.
 v1::EventKind EventKindOf(const FenceInfo& info);
 
+// The one conversion of a region's counters to the API's (every field of
+// common/region_counters.h has its field in gpumig.v1.RegionCounters).
+void RegionCountersToProto(const RegionCounters& counters,
+                           v1::RegionCounters* out);
 void RegionToProto(const RegionInfo& info, v1::Region* out);
 
 // Checks a FaultSpec field by field and converts it. `regions` are the
@@ -42,7 +47,7 @@ absl::StatusOr<FaultSpec> FaultSpecFromProto(
     const v1::FaultSpec& spec, const std::vector<std::string>& regions,
     uint64_t random_seed);
 void FaultSpecToProto(const FaultSpec& spec, v1::FaultSpec* out);
-void FaultToProto(const FaultInfo& info, absl::Time created, v1::Fault* out);
+void FaultToProto(const FaultInfo& info, v1::Fault* out);
 
 }  // namespace daemon
 }  // namespace gpumig

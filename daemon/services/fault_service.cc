@@ -49,33 +49,19 @@ grpc::Status FaultService::Inject(grpc::ServerContext* ctx,
         FaultSpecFromProto(req->spec(), regions, RandomSeed());
     if (!spec.ok()) return spec.status();
     FaultInjector& faults = env_->manager().faults();
-    uint64_t id = 0;
-    {
-      absl::MutexLock lock(&mu_);
-      if (faults.List().size() >=
-          static_cast<size_t>(env_->options().max_faults)) {
-        return absl::ResourceExhaustedError(
-            absl::StrCat(env_->options().max_faults,
-                         " faults are listed already; Clear some"));
-      }
-      absl::StatusOr<uint64_t> added = faults.Add(*spec);
-      if (!added.ok()) return added.status();
-      id = *added;
-      created_[id] = absl::Now();
-    }
+    absl::StatusOr<uint64_t> added =
+        faults.Add(*spec, static_cast<size_t>(env_->options().max_faults));
+    if (!added.ok()) return added.status();
+    const uint64_t id = *added;
     env_->FaultsChanged();
     FaultInfo info;
     info.id = id;
     info.spec = *spec;
+    info.created = absl::Now();  // Cleared meanwhile: close enough.
     for (const FaultInfo& f : faults.List()) {
       if (f.id == id) info = f;
     }
-    absl::Time created;
-    {
-      absl::MutexLock lock(&mu_);
-      created = created_[id];
-    }
-    FaultToProto(info, created, resp);
+    FaultToProto(info, resp);
     Log(LogLevel::kWarn, "fault_injected")
         .Kv("principal", who.name)
         .Kv("id", id)
@@ -101,17 +87,12 @@ grpc::Status FaultService::Clear(grpc::ServerContext* ctx,
       case v1::ClearFaultsRequest::kId: {
         if (req->id() == 0) return FieldError("id", "must be non-zero");
         if (absl::Status s = faults.Remove(req->id()); !s.ok()) return s;
-        absl::MutexLock lock(&mu_);
-        created_.erase(req->id());
         resp->set_cleared(1);
         break;
       }
       case v1::ClearFaultsRequest::kAll: {
         if (!req->all()) return FieldError("all", "must be true");
-        absl::MutexLock lock(&mu_);
-        resp->set_cleared(static_cast<uint32_t>(faults.List().size()));
-        faults.Clear();
-        created_.clear();
+        resp->set_cleared(static_cast<uint32_t>(faults.Clear()));
         break;
       }
       default:
@@ -133,12 +114,8 @@ grpc::Status FaultService::List(grpc::ServerContext* ctx,
                                 v1::ListFaultsResponse* resp) {
   return env_->Run(M("List"), ctx, [&](const Principal& who) -> absl::Status {
     if (absl::Status s = CheckAllowed(who); !s.ok()) return s;
-    std::vector<FaultInfo> faults = env_->manager().faults().List();
-    absl::MutexLock lock(&mu_);
-    for (const FaultInfo& f : faults) {
-      auto it = created_.find(f.id);
-      FaultToProto(f, it == created_.end() ? absl::InfinitePast() : it->second,
-                   resp->add_faults());
+    for (const FaultInfo& f : env_->manager().faults().List()) {
+      FaultToProto(f, resp->add_faults());
     }
     return absl::OkStatus();
   });

@@ -9,10 +9,6 @@
 
 #include <cstdint>
 
-#include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/time/time.h"
 #include "daemon/services/rpc_env.h"
 #include "gpumig/v1/faults.grpc.pb.h"
 
@@ -37,9 +33,6 @@ class FaultService final : public v1::FaultService::Service {
   absl::Status CheckAllowed(const Principal& who) const;
 
   RpcEnv* const env_;
-  // Serialises Inject's limit check with its Add.
-  absl::Mutex mu_;
-  absl::flat_hash_map<uint64_t, absl::Time> created_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace daemon

@@ -1,8 +1,8 @@
-// ObjectService batch RPCs: CreateBatch, MigrateBatch, DestroyBatch
-// (objects.proto). Thin: each parses the whole request first (a malformed
-// entry refuses the request with INVALID_ARGUMENT "entries[i]...."), then
-// calls the MemoryManager's batch once and converts the per-entry results.
-// ExecBatch is not implemented yet (UNIMPLEMENTED, gRPC's default).
+// ObjectService batch RPCs: CreateBatch, MigrateBatch, DestroyBatch,
+// ExecBatch (objects.proto). Thin: each parses the whole request first (a
+// malformed entry refuses the request with INVALID_ARGUMENT
+// "entries[i]...."), then calls the MemoryManager's batch once and converts
+// the per-entry results.
 #include <string>
 #include <utility>
 #include <vector>
@@ -67,6 +67,16 @@ absl::Status Finish(RpcEnv* env, grpc::ServerContext* ctx, const Principal& who,
         env->WaitForFence(who, r.array_fence_id, RpcEnv::Deadline(*ctx), ctx);
     if (!done.ok()) return done.status();
     FenceToProto(*done, resp->mutable_fence());
+    // Checksums (ExecBatch): members have signalled; each result is valid
+    // iff its own fence carries no error (an Exec fence is BLIT_OK or
+    // FAILED).
+    for (size_t i = 0; i < r.entries.size(); ++i) {
+      const MemoryManager::BatchEntry& e = r.entries[i];
+      if (e.checksum != nullptr && e.fence != nullptr &&
+          e.fence->IsSignaled() && e.fence->error().ok()) {
+        resp->mutable_results(static_cast<int>(i))->set_checksum(*e.checksum);
+      }
+    }
   }
   return absl::OkStatus();
 }
@@ -82,13 +92,8 @@ grpc::Status ObjectService::CreateBatch(grpc::ServerContext* ctx,
         std::vector<MemoryManager::CreateRequest> creates(req->entries_size());
         for (int i = 0; i < req->entries_size(); ++i) {
           const v1::CreateObjectRequest& e = req->entries(i);
-          if (e.size_bytes() == 0 || e.size_bytes() % kPageBytes != 0) {
-            return FieldError(Entry(i, "size_bytes"),
-                              e.size_bytes() == 0
-                                  ? std::string("must be greater than 0")
-                                  : absl::StrCat(e.size_bytes(),
-                                                 " is not a multiple of 4096"));
-          }
+          // The rest of the entry is the manager's to check; an empty
+          // list would mean "every region" there (see Create).
           if (e.placements().empty()) {
             return FieldError(Entry(i, "placements"),
                               "required: at least one region name");
@@ -153,6 +158,72 @@ grpc::Status ObjectService::DestroyBatch(grpc::ServerContext* ctx,
             env_->manager().DestroyBatch(who, ids);
         if (!r.ok()) return r.status();
         return Finish(env_, ctx, who, *r, req->wait(), false, resp);
+      });
+}
+
+grpc::Status ObjectService::ExecBatch(grpc::ServerContext* ctx,
+                                      const v1::ExecBatchRequest* req,
+                                      v1::BatchResponse* resp) {
+  return env_->Run(
+      M("ExecBatch"), ctx, [&](const Principal& who) -> absl::Status {
+        if (absl::Status s = CheckCount(req->entries_size()); !s.ok()) return s;
+        std::vector<MemoryManager::ExecEntry> entries(req->entries_size());
+        bool wait = req->wait();
+        for (int i = 0; i < req->entries_size(); ++i) {
+          const v1::ExecRequest& e = req->entries(i);
+          MemoryManager::ExecEntry& x = entries[i];
+          if (e.wait()) {
+            return FieldError(Entry(i, "wait"),
+                              "must be false in a batch (set the request's "
+                              "wait instead)");
+          }
+          absl::StatusOr<uint64_t> id;
+          switch (e.op_case()) {
+            case v1::ExecRequest::kFill:
+              x.op = MemoryManager::ExecEntry::Op::kFill;
+              id = ParseHandle(Entry(i, "fill.handle"), e.fill().handle());
+              if (e.fill().value() > 255) {
+                return FieldError(
+                    Entry(i, "fill.value"),
+                    absl::StrCat(e.fill().value(), " is not a byte (0..255)"));
+              }
+              x.value = static_cast<uint8_t>(e.fill().value());
+              x.offset = e.fill().offset();
+              x.length = e.fill().length();
+              break;
+            case v1::ExecRequest::kCopy: {
+              x.op = MemoryManager::ExecEntry::Op::kCopy;
+              absl::StatusOr<uint64_t> src = ParseHandle(
+                  Entry(i, "copy.src_handle"), e.copy().src_handle());
+              if (!src.ok()) return src.status();
+              x.src = *src;
+              id = ParseHandle(Entry(i, "copy.dst_handle"),
+                               e.copy().dst_handle());
+              x.src_offset = e.copy().src_offset();
+              x.offset = e.copy().dst_offset();
+              x.length = e.copy().length();
+              break;
+            }
+            case v1::ExecRequest::kChecksum:
+              x.op = MemoryManager::ExecEntry::Op::kChecksum;
+              id = ParseHandle(Entry(i, "checksum.handle"),
+                               e.checksum().handle());
+              x.offset = e.checksum().offset();
+              x.length = e.checksum().length();
+              wait = true;  // Its result is the response, as for Exec.
+              break;
+            default:
+              return FieldError(Entry(i, "op"),
+                                "required: one of fill, copy, checksum");
+          }
+          if (!id.ok()) return id.status();
+          x.id = *id;
+        }
+        if (ctx->IsCancelled()) return absl::CancelledError("cancelled");
+        absl::StatusOr<MemoryManager::BatchResult> r =
+            env_->manager().ExecBatch(who, entries);
+        if (!r.ok()) return r.status();
+        return Finish(env_, ctx, who, *r, wait, false, resp);
       });
 }
 

@@ -5,11 +5,9 @@
 #include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/types/span.h"
-#include "core/base/utf8.h"
 #include "daemon/log.h"
 #include "daemon/services/convert.h"
 #include "daemon/services/handles.h"
@@ -19,28 +17,9 @@ namespace daemon {
 namespace {
 
 constexpr char kService[] = "/gpumig.v1.ObjectService/";
-constexpr size_t kMaxLabelBytes = 256;
 constexpr uint32_t kDefaultListPage = 100;
 
 std::string M(absl::string_view name) { return absl::StrCat(kService, name); }
-
-// [offset, offset + length) inside `size`; length 0 means "to the end".
-// Returns the resolved length or OUT_OF_RANGE naming `field`.
-absl::StatusOr<uint64_t> ResolveRange(absl::string_view field, uint64_t size,
-                                      uint64_t offset, uint64_t length) {
-  if (offset > size) {
-    return RangeError(
-        field, absl::StrCat("offset ", offset, " is beyond the object's ", size,
-                            " bytes"));
-  }
-  if (length == 0) return size - offset;
-  if (length > size - offset) {
-    return RangeError(
-        field, absl::StrCat("[", offset, ", +", length,
-                            ") is beyond the object's ", size, " bytes"));
-  }
-  return length;
-}
 
 }  // namespace
 
@@ -48,48 +27,12 @@ grpc::Status ObjectService::Create(grpc::ServerContext* ctx,
                                    const v1::CreateObjectRequest* req,
                                    v1::CreateObjectResponse* resp) {
   return env_->Run(M("Create"), ctx, [&](const Principal& who) -> absl::Status {
-    if (req->size_bytes() == 0) {
-      return FieldError("size_bytes", "must be greater than 0");
-    }
-    if (req->size_bytes() % kPageBytes != 0) {
-      return FieldError(
-          "size_bytes",
-          absl::StrCat(req->size_bytes(), " is not a multiple of 4096"));
-    }
+    // The core takes an empty list as "every region"; the proto has no
+    // spelling for that, so an empty list is a request without placements.
     if (req->placements().empty()) {
       return FieldError("placements",
                         "required: at least one region name, e.g. \"lmem\"");
     }
-    absl::flat_hash_set<std::string> seen;
-    for (int i = 0; i < req->placements_size(); ++i) {
-      const std::string& name = req->placements(i);
-      const std::string field = absl::StrCat("placements[", i, "]");
-      if (!seen.insert(name).second) {
-        return FieldError(
-            field, absl::StrCat("region \"", name, "\" is listed twice"));
-      }
-      // FindRegion, not GetRegion: GetRegion computes occupancy and scans
-      // every object under the manager's lock (O(live objects) per Create).
-      absl::StatusOr<Region*> region =
-          env_->manager().device().FindRegion(name);
-      if (!region.ok()) {
-        return FieldError(field, absl::StrCat("unknown region \"", name, "\""));
-      }
-      if (req->require_cpu_access() && (*region)->kind() == RegionKind::kLmem &&
-          req->size_bytes() > (*region)->aperture()) {
-        return FieldError(
-            "size_bytes",
-            absl::StrCat(req->size_bytes(),
-                         " bytes with require_cpu_access "
-                         "exceeds the CPU aperture of ",
-                         name, " (", (*region)->aperture(), " bytes)"));
-      }
-    }
-    if (req->label().size() > kMaxLabelBytes) {
-      return FieldError("label", "longer than 256 bytes");
-    }
-    if (!IsUtf8(req->label())) return FieldError("label", "not valid UTF-8");
-
     MemoryManager::CreateRequest create;
     create.size = req->size_bytes();
     create.placements.assign(req->placements().begin(),
@@ -187,8 +130,6 @@ grpc::Status ObjectService::Write(grpc::ServerContext* ctx,
     }
     absl::StatusOr<uint64_t> id = ParseHandle("handle", req.handle());
     if (!id.ok()) return id.status();
-    absl::StatusOr<ObjectInfo> info = env_->OwnedObject(who, *id);
-    if (!info.ok()) return info.status();
     const absl::Time deadline = RpcEnv::Deadline(*ctx);
     uint64_t offset = req.offset();
     uint64_t written = 0;
@@ -206,22 +147,16 @@ grpc::Status ObjectService::Write(grpc::ServerContext* ctx,
         return FieldError("data", absl::StrCat("chunk of ", data.size(),
                                                " bytes exceeds 1 MiB"));
       }
-      if (offset > info->size || data.size() > info->size - offset) {
-        return RangeError(
-            "offset",
-            absl::StrCat("writing ", data.size(), " bytes at ", offset,
-                         " is beyond the object's ", info->size, " bytes"));
-      }
-      if (!data.empty()) {
-        absl::Status s = env_->manager().Write(
-            who, *id, offset,
-            absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(data.data()),
-                                data.size()),
-            deadline);
-        if (!s.ok()) return s;
-        offset += data.size();
-        written += data.size();
-      }
+      // Every message, an empty one too: the manager checks the object and
+      // the range (NOT_FOUND, DATA_LOSS, OUT_OF_RANGE, ...).
+      absl::Status s = env_->manager().Write(
+          who, *id, offset,
+          absl::MakeConstSpan(reinterpret_cast<const uint8_t*>(data.data()),
+                              data.size()),
+          deadline);
+      if (!s.ok()) return s;
+      offset += data.size();
+      written += data.size();
       if (!reader->Read(&req)) break;
     }
     if (ctx->IsCancelled()) {
@@ -243,10 +178,8 @@ grpc::Status ObjectService::Read(grpc::ServerContext* ctx,
     }
     absl::StatusOr<uint64_t> id = ParseHandle("handle", req->handle());
     if (!id.ok()) return id.status();
-    absl::StatusOr<ObjectInfo> info = env_->OwnedObject(who, *id);
-    if (!info.ok()) return info.status();
     absl::StatusOr<uint64_t> length =
-        ResolveRange("offset", info->size, req->offset(), req->length());
+        env_->manager().ResolveRange(who, *id, req->offset(), req->length());
     if (!length.ok()) return length.status();
     const uint64_t chunk =
         req->max_chunk_bytes() == 0 ? kMaxChunkBytes : req->max_chunk_bytes();
@@ -286,7 +219,6 @@ grpc::Status ObjectService::Migrate(grpc::ServerContext* ctx,
       M("Migrate"), ctx, [&](const Principal& who) -> absl::Status {
         absl::StatusOr<uint64_t> id = ParseHandle("handle", req->handle());
         if (!id.ok()) return id.status();
-        if (req->region().empty()) return FieldError("region", "required");
         absl::StatusOr<uint64_t> fence =
             env_->manager().Migrate(who, *id, req->region());
         if (!fence.ok()) return fence.status();
@@ -307,11 +239,6 @@ grpc::Status ObjectService::Pin(grpc::ServerContext* ctx,
   return env_->Run(M("Pin"), ctx, [&](const Principal& who) -> absl::Status {
     absl::StatusOr<uint64_t> id = ParseHandle("handle", req->handle());
     if (!id.ok()) return id.status();
-    absl::StatusOr<ObjectInfo> info = env_->OwnedObject(who, *id);
-    if (!info.ok()) return info.status();
-    if (info->pin_count >= 0x7fffffff) {
-      return absl::ResourceExhaustedError("the pin count would overflow");
-    }
     absl::StatusOr<int> count = env_->manager().Pin(who, *id);
     if (!count.ok()) return count.status();
     resp->set_pin_count(static_cast<uint32_t>(*count));
@@ -349,12 +276,7 @@ grpc::Status ObjectService::Exec(grpc::ServerContext* ctx,
               "fill.value",
               absl::StrCat(op.value(), " is not a byte (0..255)"));
         }
-        absl::StatusOr<ObjectInfo> info = env_->OwnedObject(who, *id);
-        if (!info.ok()) return info.status();
-        absl::StatusOr<uint64_t> length =
-            ResolveRange("fill.offset", info->size, op.offset(), op.length());
-        if (!length.ok()) return length.status();
-        fence = m.ExecFill(who, *id, op.offset(), *length,
+        fence = m.ExecFill(who, *id, op.offset(), op.length(),
                            static_cast<uint8_t>(op.value()));
         break;
       }
@@ -366,28 +288,8 @@ grpc::Status ObjectService::Exec(grpc::ServerContext* ctx,
         absl::StatusOr<uint64_t> dst =
             ParseHandle("copy.dst_handle", op.dst_handle());
         if (!dst.ok()) return dst.status();
-        absl::StatusOr<ObjectInfo> s_info = env_->OwnedObject(who, *src);
-        if (!s_info.ok()) return s_info.status();
-        absl::StatusOr<ObjectInfo> d_info = env_->OwnedObject(who, *dst);
-        if (!d_info.ok()) return d_info.status();
-        absl::StatusOr<uint64_t> length = ResolveRange(
-            "copy.src_offset", s_info->size, op.src_offset(), op.length());
-        if (!length.ok()) return length.status();
-        if (op.dst_offset() > d_info->size ||
-            *length > d_info->size - op.dst_offset()) {
-          return RangeError("copy.dst_offset",
-                            absl::StrCat("[", op.dst_offset(), ", +", *length,
-                                         ") is beyond the destination's ",
-                                         d_info->size, " bytes"));
-        }
-        if (*src == *dst && op.src_offset() < op.dst_offset() + *length &&
-            op.dst_offset() < op.src_offset() + *length) {
-          return FieldError("copy",
-                            "source and destination ranges of one object "
-                            "overlap");
-        }
         fence = m.ExecCopy(who, *src, *dst, op.src_offset(), op.dst_offset(),
-                           *length);
+                           op.length());
         break;
       }
       case v1::ExecRequest::kChecksum: {
@@ -395,13 +297,8 @@ grpc::Status ObjectService::Exec(grpc::ServerContext* ctx,
         absl::StatusOr<uint64_t> id =
             ParseHandle("checksum.handle", op.handle());
         if (!id.ok()) return id.status();
-        absl::StatusOr<ObjectInfo> info = env_->OwnedObject(who, *id);
-        if (!info.ok()) return info.status();
-        absl::StatusOr<uint64_t> length = ResolveRange(
-            "checksum.offset", info->size, op.offset(), op.length());
-        if (!length.ok()) return length.status();
         absl::StatusOr<MemoryManager::ChecksumResult> sum =
-            m.ExecChecksum(who, *id, op.offset(), *length, deadline);
+            m.ExecChecksum(who, *id, op.offset(), op.length(), deadline);
         if (!sum.ok()) return sum.status();
         resp->set_fence_id(sum->fence_id);
         absl::StatusOr<FenceInfo> done =

@@ -60,6 +60,9 @@ class ObjectService final : public v1::ObjectService::Service {
   grpc::Status DestroyBatch(grpc::ServerContext* ctx,
                             const v1::DestroyBatchRequest* req,
                             v1::BatchResponse* resp) override;
+  grpc::Status ExecBatch(grpc::ServerContext* ctx,
+                         const v1::ExecBatchRequest* req,
+                         v1::BatchResponse* resp) override;
 
  private:
   RpcEnv* const env_;

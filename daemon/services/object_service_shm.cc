@@ -26,7 +26,8 @@ struct Checked {
 };
 
 // The common checks of both calls, in order: the socket, the handle, the
-// buffer id, the object, the buffer, both ranges.
+// buffer id, the object, the buffer, the buffer's range. The object's range
+// is the manager's (Write / Read, called even for length 0).
 absl::StatusOr<Checked> Check(RpcEnv* env, grpc::ServerContext* ctx,
                               const Principal& who, const std::string& handle,
                               uint64_t offset, uint64_t buffer_id,
@@ -62,11 +63,6 @@ absl::StatusOr<Checked> Check(RpcEnv* env, grpc::ServerContext* ctx,
     }
     return buf.status();
   }
-  if (offset > info->size || length > info->size - offset) {
-    return RangeError("offset", absl::StrCat("[", offset, ", +", length,
-                                             ") is beyond the object's ",
-                                             info->size, " bytes"));
-  }
   if (buffer_offset > buf->size() || length > buf->size() - buffer_offset) {
     return RangeError(
         "buffer_offset",
@@ -91,13 +87,13 @@ grpc::Status ObjectService::WriteFromBuffer(
             Check(env_, ctx, who, req->handle(), req->offset(),
                   req->buffer_id(), req->buffer_offset(), req->length());
         if (!c.ok()) return c.status();
+        absl::Status s = env_->manager().Write(
+            who, c->object, req->offset(),
+            absl::MakeConstSpan(c->buffer.data() + req->buffer_offset(),
+                                req->length()),
+            RpcEnv::Deadline(*ctx));
+        if (!s.ok()) return s;
         if (req->length() > 0) {
-          absl::Status s = env_->manager().Write(
-              who, c->object, req->offset(),
-              absl::MakeConstSpan(c->buffer.data() + req->buffer_offset(),
-                                  req->length()),
-              RpcEnv::Deadline(*ctx));
-          if (!s.ok()) return s;
           env_->shared_buffers()->CountCopy(/*write=*/true, req->length());
         }
         resp->set_bytes_written(req->length());
@@ -115,13 +111,13 @@ grpc::Status ObjectService::ReadToBuffer(grpc::ServerContext* ctx,
             Check(env_, ctx, who, req->handle(), req->offset(),
                   req->buffer_id(), req->buffer_offset(), req->length());
         if (!c.ok()) return c.status();
+        absl::Status s = env_->manager().Read(
+            who, c->object, req->offset(),
+            absl::MakeSpan(c->buffer.data() + req->buffer_offset(),
+                           req->length()),
+            RpcEnv::Deadline(*ctx));
+        if (!s.ok()) return s;
         if (req->length() > 0) {
-          absl::Status s = env_->manager().Read(
-              who, c->object, req->offset(),
-              absl::MakeSpan(c->buffer.data() + req->buffer_offset(),
-                             req->length()),
-              RpcEnv::Deadline(*ctx));
-          if (!s.ok()) return s;
           env_->shared_buffers()->CountCopy(/*write=*/false, req->length());
         }
         resp->set_bytes_read(req->length());

@@ -90,21 +90,6 @@ double SelfCpuSeconds() {
          u.ru_stime.tv_usec / 1e6;
 }
 
-std::string JsonEscape(absl::string_view s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      out += absl::StrFormat("\\u%04x", c);
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
 BenchDaemon::~BenchDaemon() {
   if (pid_ > 0) {
     kill(pid_, SIGKILL);

@@ -31,9 +31,6 @@ std::string FindDaemon(const char* argv0, const std::string& explicit_path);
 double ProcessCpuSeconds(pid_t pid);
 double SelfCpuSeconds();
 
-// "JSON string body" of `s`: quotes, backslashes and control bytes escaped.
-std::string JsonEscape(absl::string_view s);
-
 class BenchDaemon {
  public:
   // `keep_log`: keep gpumigd's stderr in this file (""; a temp file, removed).

@@ -40,6 +40,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/json.h"
 #include "core/device/cuda/cuda_device.h"
 #include "core/manager/memory_manager.h"
 
@@ -55,21 +56,6 @@ ABSL_FLAG(uint64_t, max_size, 1ull << 30,
 
 namespace gpumig {
 namespace {
-
-std::string JsonEscape(absl::string_view s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out.push_back('\\');
-      out.push_back(c);
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      out.push_back(' ');
-    } else {
-      out.push_back(c);
-    }
-  }
-  return out;
-}
 
 [[noreturn]] void Skip(absl::string_view why) {
   std::printf("{\"skipped\": true, \"error\": \"%s\"}\n",

@@ -61,6 +61,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client/gpumig_client.h"
+#include "common/json.h"
 #include "tests/bench/bench_daemon.h"
 
 ABSL_FLAG(double, seconds, 2.0, "measuring time per row, in seconds");
@@ -505,7 +506,7 @@ int Main(int argc, char** argv) {
     }
     if (!r.first_error.empty()) {
       absl::StrAppend(&extra, ", \"first_error\": \"",
-                      bench::JsonEscape(r.first_error), "\"");
+                      JsonEscape(r.first_error), "\"");
     }
     std::printf(
         "  {\"case\": \"%s\", \"threads\": %d, \"ops_per_s\": %.1f, "

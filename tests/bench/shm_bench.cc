@@ -84,6 +84,7 @@
 #include "client/gpumig_client.h"
 #include "client/shared_buffer.h"
 #include "core/shm/test_registrar.h"
+#include "common/json.h"
 #include "tests/bench/bench_daemon.h"
 
 ABSL_FLAG(double, seconds, 1.0, "measuring time per row, in seconds");
@@ -719,7 +720,7 @@ void PrintRow(const Row& r, bool last) {
   }
   if (!r.first_error.empty()) {
     absl::StrAppend(&extra, ", \"first_error\": \"",
-                    bench::JsonEscape(r.first_error), "\"");
+                    JsonEscape(r.first_error), "\"");
   }
   std::printf(
       "    {\"case\": \"%s\", \"size_bytes\": %llu, \"threads\": %d, "

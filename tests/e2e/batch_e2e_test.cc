@@ -1,6 +1,6 @@
 // End-to-end tests of the ObjectService batch RPCs (CreateBatch,
-// MigrateBatch, DestroyBatch) and the fence array, through the real gpumigd
-// on a unix socket, with the harness of tests/e2e/e2e_harness.h.
+// MigrateBatch, DestroyBatch, ExecBatch) and the fence array, through the real
+// gpumigd on a unix socket, with the harness of tests/e2e/e2e_harness.h.
 // Per-entry PERMISSION_DENIED and unknown-state entries are covered in
 // core/manager/batch_test.cc (one process, two principals).
 #include <fcntl.h>
@@ -19,6 +19,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -250,6 +251,146 @@ TEST_F(BatchE2eTest, ClientCancellingMidBatchLeavesTheDaemonServing) {
     const std::string r = RegionOf(handles[i]);
     EXPECT_TRUE(r == "smem" || r == "lmem") << r;
   }
+}
+
+TEST_F(BatchE2eTest, ExecBatchRunsCommandsInOrderAndReturnsChecksums) {
+  std::vector<std::string> h = CreateMany(2, 8192);
+  ASSERT_EQ(h.size(), 2u);
+  v1::ExecBatchRequest req;
+  v1::FillOp* fill = req.add_entries()->mutable_fill();
+  fill->set_handle(h[0]);
+  fill->set_value(0x5A);
+  v1::CopyOp* copy = req.add_entries()->mutable_copy();
+  copy->set_src_handle(h[0]);
+  copy->set_dst_handle(h[1]);
+  copy->set_dst_offset(4096);
+  copy->set_length(4096);
+  req.add_entries()->mutable_checksum()->set_handle(h[1]);
+  v1::FillOp* beyond = req.add_entries()->mutable_fill();
+  beyond->set_handle(h[0]);
+  beyond->set_offset(8192);
+  beyond->set_length(1);
+  v1::BatchResponse resp;
+  grpc::Status st = stubs_->objects->ExecBatch(Ctx().get(), req, &resp);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_EQ(resp.results_size(), 4);
+  EXPECT_EQ(resp.succeeded(), 3u);
+  EXPECT_EQ(resp.failed(), 1u);
+  EXPECT_EQ(resp.results(1).handle(), h[1]);  // a Copy names its destination
+  EXPECT_EQ(resp.results(3).error_code(), grpc::StatusCode::OUT_OF_RANGE);
+  EXPECT_EQ(resp.results(3).fence_id(), 0u);
+  // A Checksum makes the batch wait: the array is signalled in the reply.
+  EXPECT_EQ(resp.fence().kind(), v1::FENCE_KIND_ARRAY);
+  EXPECT_EQ(resp.fence().state(), v1::FENCE_STATE_SIGNALED);
+  EXPECT_EQ(resp.fence().array().members(), 3u);
+  EXPECT_EQ(resp.fence().array().blit_ok(), 3u);
+  uint64_t want = 0xcbf29ce484222325ull;
+  for (int i = 0; i < 8192; ++i) {
+    want ^= i < 4096 ? 0 : 0x5A;
+    want *= 0x100000001b3ull;
+  }
+  ASSERT_TRUE(resp.results(2).has_checksum());
+  EXPECT_EQ(resp.results(2).checksum(), want);
+  EXPECT_FALSE(resp.results(0).has_checksum());
+}
+
+TEST_F(BatchE2eTest, MalformedExecBatchesAreRefusedWholeNamingTheEntry) {
+  std::vector<std::string> h = CreateMany(1);
+  ASSERT_EQ(h.size(), 1u);
+  auto refused = [&](v1::ExecBatchRequest req, const std::string& field) {
+    v1::BatchResponse resp;
+    grpc::Status st = stubs_->objects->ExecBatch(Ctx().get(), req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << field;
+    EXPECT_TRUE(absl::StrContains(st.error_message(), field))
+        << st.error_message();
+  };
+  v1::ExecBatchRequest ok;
+  ok.add_entries()->mutable_fill()->set_handle(h[0]);
+  ok.mutable_entries(0)->mutable_fill()->set_value(9);
+  refused(v1::ExecBatchRequest(), "entries");
+  {
+    v1::ExecBatchRequest r = ok;
+    r.add_entries();  // no op
+    refused(r, "entries[1].op");
+  }
+  {
+    v1::ExecBatchRequest r = ok;
+    r.add_entries()->CopyFrom(ok.entries(0));
+    r.mutable_entries(1)->set_wait(true);
+    refused(r, "entries[1].wait");
+  }
+  {
+    v1::ExecBatchRequest r = ok;
+    r.add_entries()->mutable_checksum()->set_handle("bogus");
+    refused(r, "entries[1].checksum.handle");
+  }
+  {
+    v1::ExecBatchRequest r = ok;
+    r.add_entries()->mutable_fill()->set_handle(h[0]);
+    r.mutable_entries(1)->mutable_fill()->set_value(256);
+    refused(r, "entries[1].fill.value");
+  }
+  {
+    v1::ExecBatchRequest r;
+    for (int i = 0; i < 4097; ++i) r.add_entries()->CopyFrom(ok.entries(0));
+    refused(r, "4096");
+  }
+  // Nothing ran: the object still reads as zeros (its checksum).
+  v1::ExecRequest sum;
+  sum.mutable_checksum()->set_handle(h[0]);
+  v1::ExecResponse out;
+  ASSERT_TRUE(stubs_->objects->Exec(Ctx().get(), sum, &out).ok());
+  uint64_t zeros = 0xcbf29ce484222325ull;
+  for (int i = 0; i < 4096; ++i) zeros *= 0x100000001b3ull;
+  EXPECT_EQ(out.checksum(), zeros);
+}
+
+TEST_F(BatchE2eTest, ClientTryCancelMidBatchLeavesEveryEntryAccountedFor) {
+  std::vector<std::string> handles = CreateMany(4096);
+  ASSERT_EQ(handles.size(), 4096u);
+  // The engine is slow, so the waiting batch is surely mid-flight when the
+  // client cancels.
+  v1::InjectFaultRequest inject;
+  inject.mutable_spec()->set_kind(v1::FAULT_KIND_ENGINE_LATENCY);
+  inject.mutable_spec()->mutable_trigger()->set_always(true);
+  inject.mutable_spec()->set_latency_us(200);
+  v1::Fault injected;
+  grpc::Status fst = stubs_->faults->Inject(Ctx().get(), inject, &injected);
+  if (fst.error_code() == grpc::StatusCode::PERMISSION_DENIED) {
+    GTEST_SKIP() << "fault injection needs an admin principal (run as root)";
+  }
+  ASSERT_TRUE(fst.ok()) << fst.error_message();
+  v1::MigrateBatchRequest req;
+  for (const auto& h : handles) req.add_entries()->set_handle(h);
+  req.set_region("lmem");
+  req.set_wait(true);
+  v1::BatchResponse resp;
+  grpc::ClientContext ctx;
+  std::thread canceller([&ctx] {
+    absl::SleepFor(absl::Milliseconds(50));
+    ctx.TryCancel();
+  });
+  grpc::Status st = stubs_->objects->MigrateBatch(&ctx, req, &resp);
+  canceller.join();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::CANCELLED) << st.error_message();
+  v1::ClearFaultsRequest clear;
+  clear.set_all(true);
+  v1::ClearFaultsResponse cleared;
+  ASSERT_TRUE(stubs_->faults->Clear(Ctx().get(), clear, &cleared).ok());
+  EXPECT_TRUE(Alive());
+  // Entries already submitted went on; every object is in one region or the
+  // other and can still be destroyed in one batch.
+  for (int i = 0; i < 4096; i += 512) {
+    const std::string r = RegionOf(handles[i]);
+    EXPECT_TRUE(r == "smem" || r == "lmem") << r;
+  }
+  v1::DestroyBatchRequest d;
+  for (const auto& h : handles) d.add_handles(h);
+  d.set_wait(true);
+  v1::BatchResponse dresp;
+  ASSERT_TRUE(stubs_->objects->DestroyBatch(Ctx().get(), d, &dresp).ok());
+  EXPECT_EQ(dresp.succeeded(), 4096u);
+  EXPECT_EQ(dresp.fence().state(), v1::FENCE_STATE_SIGNALED);
 }
 
 }  // namespace

@@ -88,6 +88,11 @@ enum ActionField {
   kInjectFault = 40,
   kClearFaults = 41,
   kListFaults = 42,
+  // ObjectService's batches (10-19 are taken).
+  kCreateBatch = 50,
+  kMigrateBatch = 51,
+  kDestroyBatch = 52,
+  kExecBatch = 53,
 };
 
 struct FieldSpec {
@@ -120,6 +125,10 @@ constexpr FieldSpec kActionFields[] = {
     {"inject_fault", kInjectFault, ".gpumig.v1.InjectFaultRequest"},
     {"clear_faults", kClearFaults, ".gpumig.v1.ClearFaultsRequest"},
     {"list_faults", kListFaults, ".gpumig.v1.ListFaultsRequest"},
+    {"create_batch", kCreateBatch, ".gpumig.v1.CreateBatchRequest"},
+    {"migrate_batch", kMigrateBatch, ".gpumig.v1.MigrateBatchRequest"},
+    {"destroy_batch", kDestroyBatch, ".gpumig.v1.DestroyBatchRequest"},
+    {"exec_batch", kExecBatch, ".gpumig.v1.ExecBatchRequest"},
 };
 
 void AddField(pb::DescriptorProto* msg, const char* name, int number,
@@ -326,6 +335,67 @@ struct InputState {
   }
 };
 
+// A batch of n entries runs at most kMaxBatchFuzzEntries of them (a slow
+// input teaches nothing), except that a batch over the RPC's maximum stays
+// one over it (4097 entries), so the refusal is still exercised.
+constexpr int kMaxBatchFuzzEntries = 64;
+template <typename Repeated>
+void ClampBatch(Repeated* entries) {
+  const int n = entries->size();
+  const int keep = n > 4096 ? 4097 : std::min(n, kMaxBatchFuzzEntries);
+  while (entries->size() > keep) entries->RemoveLast();
+}
+
+void ResolveExec(const InputState& st, v1::ExecRequest* req) {
+  if (req->has_fill()) {
+    req->mutable_fill()->set_handle(st.Handle(req->fill().handle()));
+  } else if (req->has_copy()) {
+    req->mutable_copy()->set_src_handle(st.Handle(req->copy().src_handle()));
+    req->mutable_copy()->set_dst_handle(st.Handle(req->copy().dst_handle()));
+  } else if (req->has_checksum()) {
+    req->mutable_checksum()->set_handle(st.Handle(req->checksum().handle()));
+  }
+}
+
+// The batch oracles: one result per entry, in order; the counts add up; a
+// member fence only on a submitted entry; each entry's code one its single
+// RPC documents; the array always named.
+void CheckBatch(const char* method, int entries, const grpc::Status& s,
+                const v1::BatchResponse& r, InputState* st) {
+  CheckStatus(method, s, false);
+  if (!s.ok()) return;
+  if (r.results_size() != entries || r.fence_id() == 0 ||
+      r.succeeded() + r.failed() != static_cast<uint32_t>(entries)) {
+    Die(absl::StrCat(method, ": ", entries, " entries but ", r.results_size(),
+                     " results, ", r.succeeded(), "+", r.failed(),
+                     " counted, array ", r.fence_id()));
+  }
+  uint32_t ok = 0;
+  for (const v1::BatchResult& e : r.results()) {
+    switch (static_cast<grpc::StatusCode>(e.error_code())) {
+      case grpc::StatusCode::OK:
+        ++ok;
+        break;
+      case grpc::StatusCode::UNKNOWN:
+      case grpc::StatusCode::INTERNAL:
+      case grpc::StatusCode::UNIMPLEMENTED:
+      case grpc::StatusCode::UNAVAILABLE:
+        Die(absl::StrCat(method, ": entry code ", e.error_code(), ": ",
+                         e.error_message()));
+      default:
+        if (e.fence_id() != 0) {
+          Die(absl::StrCat(method, ": failed entry with fence ", e.fence_id()));
+        }
+    }
+    st->AddFence(e.fence_id());
+  }
+  if (ok != r.succeeded()) {
+    Die(absl::StrCat(method, ": succeeded ", r.succeeded(), " but ", ok,
+                     " entries are OK"));
+  }
+  st->AddFence(r.fence_id());
+}
+
 void RunAction(Harness& h, int field, const pb::Message& m, InputState* st) {
   request_wire_ok = RoundTrips(m);
   grpc::ClientContext ctx;
@@ -463,14 +533,7 @@ void RunAction(Harness& h, int field, const pb::Message& m, InputState* st) {
     }
     case kExec: {
       v1::ExecRequest req = As<v1::ExecRequest>(m);
-      if (req.has_fill()) {
-        req.mutable_fill()->set_handle(st->Handle(req.fill().handle()));
-      } else if (req.has_copy()) {
-        req.mutable_copy()->set_src_handle(st->Handle(req.copy().src_handle()));
-        req.mutable_copy()->set_dst_handle(st->Handle(req.copy().dst_handle()));
-      } else if (req.has_checksum()) {
-        req.mutable_checksum()->set_handle(st->Handle(req.checksum().handle()));
-      }
+      ResolveExec(*st, &req);
       v1::ExecResponse r;
       grpc::Status s = h.objects->Exec(&ctx, req, &r);
       CheckStatus("Exec", s, false);
@@ -561,6 +624,50 @@ void RunAction(Harness& h, int field, const pb::Message& m, InputState* st) {
                   false);
       break;
     }
+    case kCreateBatch: {
+      v1::CreateBatchRequest req = As<v1::CreateBatchRequest>(m);
+      ClampBatch(req.mutable_entries());
+      v1::BatchResponse r;
+      grpc::Status s = h.objects->CreateBatch(&ctx, req, &r);
+      CheckBatch("CreateBatch", req.entries_size(), s, r, st);
+      for (const v1::BatchResult& e : r.results()) {
+        if (e.error_code() == 0 && st->handles.size() < 256) {
+          st->handles.push_back(e.handle());
+        }
+      }
+      break;
+    }
+    case kMigrateBatch: {
+      v1::MigrateBatchRequest req = As<v1::MigrateBatchRequest>(m);
+      ClampBatch(req.mutable_entries());
+      for (v1::MigrateBatchEntry& e : *req.mutable_entries()) {
+        e.set_handle(st->Handle(e.handle()));
+      }
+      v1::BatchResponse r;
+      grpc::Status s = h.objects->MigrateBatch(&ctx, req, &r);
+      CheckBatch("MigrateBatch", req.entries_size(), s, r, st);
+      break;
+    }
+    case kDestroyBatch: {
+      v1::DestroyBatchRequest req = As<v1::DestroyBatchRequest>(m);
+      ClampBatch(req.mutable_handles());
+      for (std::string& handle : *req.mutable_handles()) {
+        handle = st->Handle(handle);
+      }
+      v1::BatchResponse r;
+      grpc::Status s = h.objects->DestroyBatch(&ctx, req, &r);
+      CheckBatch("DestroyBatch", req.handles_size(), s, r, st);
+      break;
+    }
+    case kExecBatch: {
+      v1::ExecBatchRequest req = As<v1::ExecBatchRequest>(m);
+      ClampBatch(req.mutable_entries());
+      for (v1::ExecRequest& e : *req.mutable_entries()) ResolveExec(*st, &e);
+      v1::BatchResponse r;
+      grpc::Status s = h.objects->ExecBatch(&ctx, req, &r);
+      CheckBatch("ExecBatch", req.entries_size(), s, r, st);
+      break;
+    }
     default:
       break;
   }
@@ -568,6 +675,7 @@ void RunAction(Harness& h, int field, const pb::Message& m, InputState* st) {
 
 uint32_t ServiceOf(int field) {
   if (field <= 0) return 0;
+  if (field >= 50 && field < 60) return kObjectService;
   if (field < 10) return kDaemonService;
   if (field < 20) return kObjectService;
   if (field < 30) return kFenceService;

@@ -28,6 +28,10 @@
 //       InjectFaultRequest inject_fault = 40;
 //       ClearFaultsRequest clear_faults = 41;
 //       ListFaultsRequest list_faults = 42;
+//       CreateBatchRequest create_batch = 50;
+//       MigrateBatchRequest migrate_batch = 51;
+//       DestroyBatchRequest destroy_batch = 52;
+//       ExecBatchRequest exec_batch = 53;
 //     }
 //   }
 //
@@ -47,7 +51,11 @@
 // destroys every object, so inputs do not accumulate state.
 //
 // Oracles besides the sanitizers: a gRPC status code outside the API's set
-// (UNKNOWN, or INTERNAL from a method that does not document it) aborts;
+// (UNKNOWN, or INTERNAL from a method that does not document it) aborts; so
+// does a batch reply that breaks its contract (not one result per entry,
+// counts that do not add up, a fence on a failed entry, an entry code
+// outside the API's set; batches run at most 64 entries, or 4097 to hit the
+// maximum);
 // every 256 inputs, and at the end of a replay, every region must drain
 // back to zero allocated bytes and objects (a leak of blocks aborts).
 //

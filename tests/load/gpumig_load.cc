@@ -69,6 +69,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client/gpumig_client.h"
+#include "common/json.h"
 
 ABSL_FLAG(std::string, socket, "",
           "gpumigd's unix socket (default: "
@@ -548,21 +549,6 @@ int TouchRegions() {
   }
   close(fd);
   _exit(0);  // Skip gRPC's teardown: nothing left to flush.
-}
-
-std::string JsonEscape(absl::string_view s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      out += absl::StrFormat("\\u%04x", c);
-    } else {
-      out += c;
-    }
-  }
-  return out;
 }
 
 int Main() {

@@ -18,11 +18,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/shm_wire.h"
 
 namespace gpumig::torture {
 namespace {
 
-namespace wire = ::gpumig::client::shm_wire;
+namespace wire = ::gpumig::shm_wire;
 
 constexpr uint64_t kVictimBytes = 1 << 20;
 // Streams of DeriveSeed: the workers use 1..clients, the schedule 0.

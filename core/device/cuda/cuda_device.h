@@ -33,7 +33,7 @@
 // gates) cannot become CUDA events, so the engine's submission thread waits
 // for them on the host before it queues the command. A command whose
 // dependency failed is not executed: its fence signals the first failed
-// dependency's error, in order. cuda_device.cc describes the threads.
+// dependency's error, in order. cuda_copy_engine.cc describes the threads.
 //
 // Errors: every CUDA call's status is checked. A call that fails while a
 // command is being queued fails that command with INTERNAL "<call>: <CUDA
