@@ -83,8 +83,8 @@
 #include "absl/time/time.h"
 #include "client/gpumig_client.h"
 #include "client/shared_buffer.h"
-#include "core/shm/test_registrar.h"
 #include "common/json.h"
+#include "core/shm/test_registrar.h"
 #include "tests/bench/bench_daemon.h"
 
 ABSL_FLAG(double, seconds, 1.0, "measuring time per row, in seconds");
@@ -419,20 +419,11 @@ class ShmCase : public DaemonCase {
   gc::SharedBuffer buffer_;
 };
 
-struct Row {
+struct Row : bench::RowFigures {
   std::string name;
   uint64_t size = 0;
   int threads = 0;
   uint64_t bytes_per_op = 0;
-  double ops_per_s = 0;
-  double gbps = 0;
-  double p50_us = 0;
-  double p99_us = 0;
-  double daemon_cpu_us_per_op = 0;
-  double client_cpu_us_per_op = 0;
-  uint64_t errors = 0;
-  uint64_t mismatches = 0;
-  std::string first_error;
   std::optional<double> ratio_to_memcpy;
   std::optional<double> ratio_to_empty;
   // Raw sums (Finish derives the rates from them).
@@ -443,24 +434,7 @@ struct Row {
   std::vector<double> latencies_us;
 };
 
-struct ThreadResult {
-  uint64_t ops = 0;
-  uint64_t errors = 0;
-  uint64_t mismatches = 0;
-  std::string first_error;
-  absl::Duration elapsed;
-  std::vector<double> latencies_us;
-  void Fail(const absl::Status& s) {
-    if (errors++ == 0) first_error = s.ToString();
-  }
-};
-
-double Percentile(std::vector<double>& v, double p) {
-  if (v.empty()) return 0;
-  const size_t k = std::min(v.size() - 1, static_cast<size_t>(p * v.size()));
-  std::nth_element(v.begin(), v.begin() + k, v.end());
-  return v[k];
-}
+using bench::ThreadResult;
 
 // Runs one row: `make(t)` builds thread t's case.
 template <typename Make>
@@ -569,8 +543,8 @@ void Finish(Row& row) {
     row.daemon_cpu_us_per_op = row.daemon_cpu_s * 1e6 / row.ops;
     row.client_cpu_us_per_op = row.client_cpu_s * 1e6 / row.ops;
   }
-  row.p50_us = Percentile(row.latencies_us, 0.50);
-  row.p99_us = Percentile(row.latencies_us, 0.99);
+  row.p50_us = bench::Percentile(row.latencies_us, 0.50);
+  row.p99_us = bench::Percentile(row.latencies_us, 0.99);
   row.latencies_us.clear();
 }
 
@@ -719,8 +693,8 @@ void PrintRow(const Row& r, bool last) {
                           *r.ratio_to_empty);
   }
   if (!r.first_error.empty()) {
-    absl::StrAppend(&extra, ", \"first_error\": \"",
-                    JsonEscape(r.first_error), "\"");
+    absl::StrAppend(&extra, ", \"first_error\": \"", JsonEscape(r.first_error),
+                    "\"");
   }
   std::printf(
       "    {\"case\": \"%s\", \"size_bytes\": %llu, \"threads\": %d, "

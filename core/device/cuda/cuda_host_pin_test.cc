@@ -3,6 +3,8 @@
 // MemoryManager come back exact, and ending the buffer unpins and unmaps it.
 // Skips (counted as skipped) without a GPU; the same paths run without one
 // in cuda_host_pin_fake_test.
+#include "core/device/cuda/cuda_host_pin.h"
+
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -12,7 +14,6 @@
 
 #include "absl/time/clock.h"
 #include "core/device/cuda/cuda_device.h"
-#include "core/device/cuda/cuda_host_pin.h"
 #include "core/manager/memory_manager.h"
 #include "core/shm/shared_buffer_registry.h"
 #include "core/shm/test_registrar.h"
@@ -58,12 +59,14 @@ TEST(CudaHostPinTest, RegisteredBufferRoundTripsThroughLmemExactly) {
     uint8_t* p = buf->data();
     for (uint64_t i = 0; i < size / 2; i += 4096) p[i] = uint8_t(i >> 12) | 1;
     const absl::Time deadline = absl::Now() + absl::Seconds(60);
-    ASSERT_TRUE((*mm)->Write(who, obj->object_id, 0,
-                             absl::MakeConstSpan(p, size / 2), deadline)
+    ASSERT_TRUE((*mm)
+                    ->Write(who, obj->object_id, 0,
+                            absl::MakeConstSpan(p, size / 2), deadline)
                     .ok());
     std::memset(p + size / 2, 0, size / 2);
-    ASSERT_TRUE((*mm)->Read(who, obj->object_id, 0,
-                            absl::MakeSpan(p + size / 2, size / 2), deadline)
+    ASSERT_TRUE((*mm)
+                    ->Read(who, obj->object_id, 0,
+                           absl::MakeSpan(p + size / 2, size / 2), deadline)
                     .ok());
     EXPECT_EQ(std::memcmp(p, p + size / 2, size / 2), 0);
   }
