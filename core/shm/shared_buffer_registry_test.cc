@@ -395,22 +395,22 @@ TEST(SharedBufferRegistryTest, RefusalsLeaveNoPerPrincipalEntries) {
   SharedBufferRegistry reg(lim, hooks);
   uint64_t conn = reg.OpenConnection();
   uint64_t id = 0;
-  EXPECT_EQ(reg.Register(10, conn, MakeMemfd(4 * kPage, kGoodSeals),
-                         4 * kPage, &id),
-            ShmError::kPrincipalBytesExceeded);
+  EXPECT_EQ(
+      reg.Register(10, conn, MakeMemfd(4 * kPage, kGoodSeals), 4 * kPage, &id),
+      ShmError::kPrincipalBytesExceeded);
   EXPECT_EQ(reg.Register(11, conn, MakeMemfd(kPage, 0), kPage, &id),
             ShmError::kMissingSealShrink);
-  EXPECT_EQ(reg.Register(12, conn, MakeMemfd(2 * kPage, kGoodSeals),
-                         2 * kPage, &id),
-            ShmError::kPinFailed);
+  EXPECT_EQ(
+      reg.Register(12, conn, MakeMemfd(2 * kPage, kGoodSeals), 2 * kPage, &id),
+      ShmError::kPinFailed);
   EXPECT_EQ(reg.PrincipalEntriesForTest(), 0u);
   ASSERT_EQ(reg.Register(13, conn, MakeMemfd(kPage, kGoodSeals), kPage, &id),
             ShmError::kOk);
   EXPECT_EQ(reg.Register(13, conn, MakeMemfd(kPage, kGoodSeals), kPage, &id),
             ShmError::kPrincipalBuffersExceeded);
-  EXPECT_EQ(reg.Register(14, conn, MakeMemfd(2 * kPage, kGoodSeals), 2 * kPage,
-                         &id),
-            ShmError::kTotalBytesExceeded);
+  EXPECT_EQ(
+      reg.Register(14, conn, MakeMemfd(2 * kPage, kGoodSeals), 2 * kPage, &id),
+      ShmError::kTotalBytesExceeded);
   EXPECT_EQ(reg.PrincipalEntriesForTest(), 2u);  // uid 13's count and bytes
   reg.CloseConnection(conn);
   EXPECT_EQ(reg.PrincipalEntriesForTest(), 0u);

@@ -1,7 +1,8 @@
 // BenchDaemon: a gpumigd child process for the benchmarks that measure the
 // daemon end to end (rpc_bench, shm_bench): found in the runfiles (or named),
 // started on a unix socket in a fresh temp dir with the bench's config,
-// waited for (bounded), stopped with SIGTERM (bounded; SIGKILL after that).
+// waited for (bounded), stopped with SIGTERM (bounded; SIGKILL after that);
+// and the row figures and helpers both benches share.
 //
 // Thread-safety: not thread-safe; one owner.
 #ifndef GPUMIG_TESTS_BENCH_BENCH_DAEMON_H_
@@ -9,11 +10,13 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace gpumig {
 namespace bench {
@@ -30,6 +33,36 @@ std::string FindDaemon(const char* argv0, const std::string& explicit_path);
 // unreadable; and of this process (getrusage).
 double ProcessCpuSeconds(pid_t pid);
 double SelfCpuSeconds();
+
+// What one measuring thread of a bench row counts.
+struct ThreadResult {
+  uint64_t ops = 0;
+  uint64_t errors = 0;
+  uint64_t mismatches = 0;
+  std::string first_error;
+  absl::Duration elapsed;
+  std::vector<double> latencies_us;
+  // Counts a failed op; keeps the first error's text.
+  void Fail(const absl::Status& s) {
+    if (errors++ == 0) first_error = s.ToString();
+  }
+};
+
+// The figures every row of rpc_bench and shm_bench reports.
+struct RowFigures {
+  double ops_per_s = 0;
+  double gbps = 0;
+  double p50_us = 0;
+  double p99_us = 0;
+  double daemon_cpu_us_per_op = 0;
+  double client_cpu_us_per_op = 0;
+  uint64_t errors = 0;
+  uint64_t mismatches = 0;
+  std::string first_error;
+};
+
+// The p-quantile (0..1) of `v` (reordered); 0 if empty.
+double Percentile(std::vector<double>& v, double p);
 
 class BenchDaemon {
  public:

@@ -97,30 +97,13 @@ constexpr char kConfig[] =
     "regions { name: \"smem\" kind: SMEM size: \"1GiB\" }\n"
     "log_level: \"warn\"\n";
 
-// Everything one measuring thread reports.
-struct ThreadResult {
-  uint64_t ops = 0;
-  uint64_t errors = 0;
-  uint64_t mismatches = 0;
-  std::string first_error;
-  absl::Duration elapsed;
-  std::vector<double> latencies_us;
-};
+using bench::ThreadResult;
 
-struct Row {
+struct Row : bench::RowFigures {
   std::string name;
   int threads = 0;
-  double ops_per_s = 0;
-  double gbps = 0;
   int rpcs_per_op = 0;
   uint64_t bytes_per_op = 0;
-  double p50_us = 0;
-  double p99_us = 0;
-  double daemon_cpu_us_per_op = 0;
-  double client_cpu_us_per_op = 0;
-  uint64_t errors = 0;
-  uint64_t mismatches = 0;
-  std::string first_error;
 };
 
 // One benchmark case: per-thread state set up outside the timed loop.
@@ -287,13 +270,6 @@ std::unique_ptr<Case> MakeCase(absl::string_view name) {
   return nullptr;
 }
 
-double Percentile(std::vector<double>& v, double p) {
-  if (v.empty()) return 0;
-  const size_t k = std::min(v.size() - 1, static_cast<size_t>(p * v.size()));
-  std::nth_element(v.begin(), v.begin() + k, v.end());
-  return v[k];
-}
-
 // Runs `case_name` on `threads` threads, each with its own Client, for
 // `duration` after a warm-up.
 absl::StatusOr<Row> RunRow(absl::string_view case_name, int threads,
@@ -326,9 +302,6 @@ absl::StatusOr<Row> RunRow(absl::string_view case_name, int threads,
       gc::Client& client = *clients[i];
       Case& c = *cases[i];
       ThreadResult& r = results[i];
-      auto record_error = [&r](const absl::Status& s) {
-        if (r.errors++ == 0) r.first_error = s.ToString();
-      };
       // Warm-up: connection set-up, first-touch of pages, caches.
       const absl::Time warm_end = absl::Now() + kWarmUp;
       bool first = true;
@@ -336,7 +309,7 @@ absl::StatusOr<Row> RunRow(absl::string_view case_name, int threads,
         first = false;
         bool mismatch = false;
         if (absl::Status s = c.Op(client, &mismatch); !s.ok()) {
-          record_error(s);
+          r.Fail(s);
           break;
         }
       }
@@ -349,7 +322,7 @@ absl::StatusOr<Row> RunRow(absl::string_view case_name, int threads,
         const absl::Status s = c.Op(client, &mismatch);
         const absl::Time after = absl::Now();
         if (!s.ok()) {
-          record_error(s);
+          r.Fail(s);
           if (r.errors > 100) break;  // Do not spin on a dead daemon.
         } else {
           ++r.ops;
@@ -393,8 +366,8 @@ absl::StatusOr<Row> RunRow(absl::string_view case_name, int threads,
     row.daemon_cpu_us_per_op = daemon_cpu * 1e6 / ops;
     row.client_cpu_us_per_op = client_cpu * 1e6 / ops;
   }
-  row.p50_us = Percentile(latencies, 0.50);
-  row.p99_us = Percentile(latencies, 0.99);
+  row.p50_us = bench::Percentile(latencies, 0.50);
+  row.p99_us = bench::Percentile(latencies, 0.99);
   return row;
 }
 

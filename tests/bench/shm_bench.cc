@@ -29,9 +29,10 @@
 // one warm-up op. Rows compared with each other (empty_rpc and shm_io_4k;
 // memcpy, stream and shm of one size) run interleaved in --rounds rounds of
 // --seconds / rounds (sizes above 64 MiB: one round of --seconds) and sum
-// their rounds, so a change of load on a shared machine hits them alike. Content is checked outside the timed loop, on
-// every thread, before and after it: a pattern written, the client side
-// zeroed, read back and compared (a mismatch fails the run).
+// their rounds, so a change of load on a shared machine hits them alike.
+// Content is checked outside the timed loop, on every thread, before and after
+// it: a pattern written, the client side zeroed, read back and compared (a
+// mismatch fails the run).
 //
 // Prints one JSON object on stdout:
 //   {"rows": [{"case", "size_bytes", "threads", "ops_per_s", "gbps",
@@ -82,8 +83,8 @@
 #include "absl/time/time.h"
 #include "client/gpumig_client.h"
 #include "client/shared_buffer.h"
-#include "core/shm/test_registrar.h"
 #include "common/json.h"
+#include "core/shm/test_registrar.h"
 #include "tests/bench/bench_daemon.h"
 
 ABSL_FLAG(double, seconds, 1.0, "measuring time per row, in seconds");
@@ -124,9 +125,10 @@ struct Settings {
 
 absl::StatusOr<uint64_t> ParseSize(absl::string_view s) {
   uint64_t shift = 0;
-  for (const auto& [suffix, sh] :
-       {std::pair<const char*, uint64_t>{"GiB", 30}, {"MiB", 20}, {"KiB", 10},
-        {"B", 0}}) {
+  for (const auto& [suffix, sh] : {std::pair<const char*, uint64_t>{"GiB", 30},
+                                   {"MiB", 20},
+                                   {"KiB", 10},
+                                   {"B", 0}}) {
     if (absl::EndsWith(s, suffix)) {
       s.remove_suffix(std::strlen(suffix));
       shift = sh;
@@ -153,30 +155,42 @@ std::string SizeName(uint64_t n) {
   return absl::StrCat(n, "B");
 }
 
-// The bytes of thread `t`'s pattern at generation `gen`.
-void FillPattern(uint8_t* p, uint64_t n, uint64_t t, uint64_t gen) {
-  uint64_t x = (t + 1) * 0x9e3779b97f4a7c15ull ^ (gen + 1);
-  uint64_t* w = reinterpret_cast<uint64_t*>(p);
-  for (uint64_t i = 0; i < n / 8; ++i) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    w[i] = x;
+// Thread `t`'s pattern of generation `gen`: 64-bit words of an xorshift
+// sequence. Fill writes [p, p + n); Matches checks it.
+class Pattern {
+ public:
+  Pattern(uint64_t t, uint64_t gen)
+      : x_((t + 1) * 0x9e3779b97f4a7c15ull ^ (gen + 1)) {}
+  void Fill(uint8_t* p, uint64_t n) {
+    for (uint64_t i = 0; i < n / 8; ++i) {
+      const uint64_t w = Next();
+      std::memcpy(p + 8 * i, &w, 8);
+    }
   }
+  bool Matches(const uint8_t* p, uint64_t n) {
+    for (uint64_t i = 0; i < n / 8; ++i) {
+      const uint64_t want = Next();
+      if (std::memcmp(p + 8 * i, &want, 8) != 0) return false;
+    }
+    return true;
+  }
+
+ private:
+  uint64_t Next() {
+    x_ ^= x_ << 13;
+    x_ ^= x_ >> 7;
+    x_ ^= x_ << 17;
+    return x_;
+  }
+  uint64_t x_;
+};
+
+void FillPattern(uint8_t* p, uint64_t n, uint64_t t, uint64_t gen) {
+  Pattern(t, gen).Fill(p, n);
 }
 
-// Whether [p, p + n) holds thread `t`'s pattern of generation `gen`.
 bool HasPattern(const uint8_t* p, uint64_t n, uint64_t t, uint64_t gen) {
-  uint64_t x = (t + 1) * 0x9e3779b97f4a7c15ull ^ (gen + 1);
-  for (uint64_t i = 0; i < n / 8; ++i) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    uint64_t w;
-    std::memcpy(&w, p + 8 * i, 8);
-    if (w != x) return false;
-  }
-  return true;
+  return Pattern(t, gen).Matches(p, n);
 }
 
 // Anonymous memory, pre-faulted; freed on destruction.
@@ -374,11 +388,11 @@ class ShmCase : public DaemonCase {
                 : client_->ReadInto(handle_, 0, buffer_, 0, io_bytes_);
       return n.ok() ? absl::OkStatus() : n.status();
     }
-    absl::StatusOr<uint64_t> w = client_->WriteFrom(handle_, 0, buffer_, 0,
-                                                    size_);
+    absl::StatusOr<uint64_t> w =
+        client_->WriteFrom(handle_, 0, buffer_, 0, size_);
     if (!w.ok()) return w.status();
-    absl::StatusOr<uint64_t> r = client_->ReadInto(handle_, 0, buffer_, 0,
-                                                   size_);
+    absl::StatusOr<uint64_t> r =
+        client_->ReadInto(handle_, 0, buffer_, 0, size_);
     return r.ok() ? absl::OkStatus() : r.status();
   }
   absl::Status Check(bool* mismatch) override {
@@ -405,20 +419,11 @@ class ShmCase : public DaemonCase {
   gc::SharedBuffer buffer_;
 };
 
-struct Row {
+struct Row : bench::RowFigures {
   std::string name;
   uint64_t size = 0;
   int threads = 0;
   uint64_t bytes_per_op = 0;
-  double ops_per_s = 0;
-  double gbps = 0;
-  double p50_us = 0;
-  double p99_us = 0;
-  double daemon_cpu_us_per_op = 0;
-  double client_cpu_us_per_op = 0;
-  uint64_t errors = 0;
-  uint64_t mismatches = 0;
-  std::string first_error;
   std::optional<double> ratio_to_memcpy;
   std::optional<double> ratio_to_empty;
   // Raw sums (Finish derives the rates from them).
@@ -429,30 +434,12 @@ struct Row {
   std::vector<double> latencies_us;
 };
 
-struct ThreadResult {
-  uint64_t ops = 0;
-  uint64_t errors = 0;
-  uint64_t mismatches = 0;
-  std::string first_error;
-  absl::Duration elapsed;
-  std::vector<double> latencies_us;
-  void Fail(const absl::Status& s) {
-    if (errors++ == 0) first_error = s.ToString();
-  }
-};
-
-double Percentile(std::vector<double>& v, double p) {
-  if (v.empty()) return 0;
-  const size_t k = std::min(v.size() - 1, static_cast<size_t>(p * v.size()));
-  std::nth_element(v.begin(), v.begin() + k, v.end());
-  return v[k];
-}
+using bench::ThreadResult;
 
 // Runs one row: `make(t)` builds thread t's case.
 template <typename Make>
 Row RunRow(const std::string& name, uint64_t size, uint64_t bytes_per_op,
-           int threads, pid_t daemon_pid, absl::Duration duration,
-           Make make) {
+           int threads, pid_t daemon_pid, absl::Duration duration, Make make) {
   std::vector<std::unique_ptr<Case>> cases;
   std::vector<ThreadResult> results(threads);
   for (int t = 0; t < threads; ++t) cases.push_back(make(t));
@@ -556,8 +543,8 @@ void Finish(Row& row) {
     row.daemon_cpu_us_per_op = row.daemon_cpu_s * 1e6 / row.ops;
     row.client_cpu_us_per_op = row.client_cpu_s * 1e6 / row.ops;
   }
-  row.p50_us = Percentile(row.latencies_us, 0.50);
-  row.p99_us = Percentile(row.latencies_us, 0.99);
+  row.p50_us = bench::Percentile(row.latencies_us, 0.50);
+  row.p99_us = bench::Percentile(row.latencies_us, 0.99);
   row.latencies_us.clear();
 }
 
@@ -605,9 +592,9 @@ absl::StatusOr<Registration> TimeRegistration(const std::string& shm_socket,
     const absl::Time t1 = absl::Now();
     close(*fd);
     if (!got || rep.error != 0) {
-      status = absl::InternalError(absl::StrCat(
-          "REGISTER of ", size, " bytes failed: error ", rep.error, " ",
-          std::string(rep.message)));
+      status = absl::InternalError(
+          absl::StrCat("REGISTER of ", size, " bytes failed: error ", rep.error,
+                       " ", std::string(rep.message)));
       break;
     }
     reg.push_back(absl::ToDoubleMilliseconds(t1 - t0));
@@ -627,7 +614,8 @@ absl::StatusOr<Registration> TimeRegistration(const std::string& shm_socket,
   out.register_ms_max = *std::max_element(reg.begin(), reg.end());
   out.unregister_ms_median = Median(unreg);
   const absl::Time t0 = absl::Now();
-  absl::StatusOr<gc::SharedBuffer> b = gc::SharedBuffer::Create(shm_socket, size);
+  absl::StatusOr<gc::SharedBuffer> b =
+      gc::SharedBuffer::Create(shm_socket, size);
   out.client_create_ms = absl::ToDoubleMilliseconds(absl::Now() - t0);
   if (!b.ok()) return b.status();
   return out;
@@ -659,9 +647,9 @@ absl::StatusOr<Settings> ParseSettings() {
       ParseSize(smoke ? "4MiB" : absl::GetFlag(FLAGS_registration_size));
   if (!reg.ok()) return reg.status();
   s.registration_size = *reg;
-  if (s.threads.empty() || !(s.seconds > 0) ||
-      s.seconds > 3600 || s.registrations < 1 || s.registrations > 1000 ||
-      s.rounds < 1 || s.rounds > 100) {
+  if (s.threads.empty() || !(s.seconds > 0) || s.seconds > 3600 ||
+      s.registrations < 1 || s.registrations > 1000 || s.rounds < 1 ||
+      s.rounds > 100) {
     return absl::InvalidArgumentError(
         "need threads, --seconds in (0, 3600], --registrations in "
         "[1, 1000], --rounds in [1, 100]");
@@ -705,8 +693,8 @@ void PrintRow(const Row& r, bool last) {
                           *r.ratio_to_empty);
   }
   if (!r.first_error.empty()) {
-    absl::StrAppend(&extra, ", \"first_error\": \"",
-                    JsonEscape(r.first_error), "\"");
+    absl::StrAppend(&extra, ", \"first_error\": \"", JsonEscape(r.first_error),
+                    "\"");
   }
   std::printf(
       "    {\"case\": \"%s\", \"size_bytes\": %llu, \"threads\": %d, "
@@ -794,8 +782,8 @@ int Main(int argc, char** argv) {
                                  });
                  },
                  [&] {
-                   return RunRow("shm_io_4k", kIoBytes, kIoBytes, threads,
-                                 dpid, slice, [&](int t) {
+                   return RunRow("shm_io_4k", kIoBytes, kIoBytes, threads, dpid,
+                                 slice, [&](int t) {
                                    return std::make_unique<ShmCase>(
                                        sock, shm_socket, kIoBytes, t, kIoBytes);
                                  });
@@ -813,10 +801,9 @@ int Main(int argc, char** argv) {
       interleaved(
           rounds, &three,
           {[&] {
-             return RunRow("memcpy", size, 2 * size, threads, dpid, d,
-                           [&](int t) {
-                             return std::make_unique<MemcpyCase>(size, t);
-                           });
+             return RunRow(
+                 "memcpy", size, 2 * size, threads, dpid, d,
+                 [&](int t) { return std::make_unique<MemcpyCase>(size, t); });
            },
            [&] {
              return RunRow("stream_write_read", size, 2 * size, threads, dpid,
@@ -827,8 +814,8 @@ int Main(int argc, char** argv) {
            [&] {
              return RunRow("shm_write_read", size, 2 * size, threads, dpid, d,
                            [&](int t) {
-                             return std::make_unique<ShmCase>(
-                                 sock, shm_socket, size, t, 0);
+                             return std::make_unique<ShmCase>(sock, shm_socket,
+                                                              size, t, 0);
                            });
            }});
       if (three[0].gbps > 0) {
@@ -880,8 +867,8 @@ int Main(int argc, char** argv) {
                             : std::min(shm_min, *r.ratio_to_memcpy);
     }
     if (r.name == "shm_io_4k" && r.ratio_to_empty) {
-      io_min = io_min < 0 ? *r.ratio_to_empty
-                          : std::min(io_min, *r.ratio_to_empty);
+      io_min =
+          io_min < 0 ? *r.ratio_to_empty : std::min(io_min, *r.ratio_to_empty);
     }
   }
   const double reg_ms = reg.ok() ? reg->register_ms_median : -1;
@@ -899,8 +886,7 @@ int Main(int argc, char** argv) {
         "%.3f, \"register_ms_max\": %.3f, \"unregister_ms_median\": %.3f, "
         "\"client_create_ms\": %.1f},\n",
         static_cast<unsigned long long>(reg->size), reg->register_ms_median,
-        reg->register_ms_max, reg->unregister_ms_median,
-        reg->client_create_ms);
+        reg->register_ms_max, reg->unregister_ms_median, reg->client_create_ms);
   }
   std::printf(
       "  \"goals\": {\"shm_vs_memcpy_min_64MiB_1GiB\": %.3f, "

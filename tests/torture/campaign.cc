@@ -885,9 +885,8 @@ class Campaign::Worker {
                 absl::MakeSpan(data));
     for (int attempt = 0; attempt < 6; ++attempt) {
       const char* method = "Write";
-      absl::StatusOr<uint64_t> w = shm_io_->Write(*cl_, obj->handle, data,
-                                                  offset, Call(), &stats_,
-                                                  &method);
+      absl::StatusOr<uint64_t> w = shm_io_->Write(
+          *cl_, obj->handle, data, offset, Call(), &stats_, &method);
       Note(method, w);
       if (w.ok()) {
         if (*w != length) {

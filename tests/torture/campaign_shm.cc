@@ -34,8 +34,7 @@ std::string Code(const absl::Status& s) {
   return absl::StatusCodeToString(s.code());
 }
 
-void CountRpc(CampaignStats* stats, const char* method,
-              const absl::Status& s) {
+void CountRpc(CampaignStats* stats, const char* method, const absl::Status& s) {
   MethodStats& m = stats->rpcs[method];
   ++m.calls;
   if (!s.ok()) ++m.errors[Code(s)];
@@ -48,8 +47,8 @@ void CountRpc(CampaignStats* stats, const char* method,
 [[noreturn]] void Victim(const sockaddr_un& addr, int out,
                          const std::array<uint8_t, wire::kRequestBytes>& req) {
   uint64_t id = 0;
-  int fd = memfd_create("gpumig-torture-victim",
-                        MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  int fd =
+      memfd_create("gpumig-torture-victim", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
   void* p = MAP_FAILED;
   if (fd >= 0 && fallocate(fd, 0, 0, kVictimBytes) == 0 &&
@@ -57,8 +56,7 @@ void CountRpc(CampaignStats* stats, const char* method,
     p = mmap(nullptr, kVictimBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   }
   if (p != MAP_FAILED && s >= 0 &&
-      connect(s, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) ==
-          0) {
+      connect(s, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr)) == 0) {
     iovec iov{const_cast<uint8_t*>(req.data()), req.size()};
     msghdr msg{};
     msg.msg_iov = &iov;
@@ -154,8 +152,7 @@ absl::StatusOr<std::vector<uint8_t>> ShmIo::Read(
   absl::StatusOr<uint64_t> n =
       cl.ReadInto(handle, offset, *buffer_, at, length, call);
   if (!n.ok()) return n.status();
-  return std::vector<uint8_t>(buffer_->data() + at,
-                              buffer_->data() + at + *n);
+  return std::vector<uint8_t>(buffer_->data() + at, buffer_->data() + at + *n);
 }
 
 // ---------------------------------------------------------------------------
@@ -186,7 +183,8 @@ bool ShmKiller::EnsureScratch() {
 
 void ShmKiller::Run() {
   const CampaignOptions& opt = c_.options();
-  if (!opt.connect.tcp_target.empty() || opt.shm_kill_every <= absl::ZeroDuration()) {
+  if (!opt.connect.tcp_target.empty() ||
+      opt.shm_kill_every <= absl::ZeroDuration()) {
     return;
   }
   absl::StatusOr<client::DaemonInfo> info = cl_->GetInfo();
@@ -316,11 +314,11 @@ void ShmKiller::Round(const std::string& shm_socket) {
     CountRpc(&stats_, "ReadToBuffer", n.status());
     if (n.status().code() != absl::StatusCode::kNotFound &&
         n.status().code() != absl::StatusCode::kDataLoss) {
-      c_.AddViolation("shm", "shm-buffer-outlived-client",
-                      absl::StrCat("buffer ", id, " of a SIGKILLed client: ",
-                                   n.ok() ? std::string("OK")
-                                          : n.status().ToString(),
-                                   " 10 s after the kill (want NOT_FOUND)"));
+      c_.AddViolation(
+          "shm", "shm-buffer-outlived-client",
+          absl::StrCat("buffer ", id, " of a SIGKILLed client: ",
+                       n.ok() ? std::string("OK") : n.status().ToString(),
+                       " 10 s after the kill (want NOT_FOUND)"));
     }
   }
   Note("Ping", cl_->Ping(call));

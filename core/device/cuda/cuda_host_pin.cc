@@ -4,30 +4,12 @@
 #include <driver_types.h>
 
 #include "absl/strings/str_cat.h"
+#include "core/device/cuda/cuda_helpers.h"
 
 namespace gpumig {
 namespace {
 
-// `ordinal` current on this thread for the scope (CUDA's current device is
-// per thread); the previous one restored after.
-class DeviceScope {
- public:
-  explicit DeviceScope(int ordinal) {
-    if (cudaGetDevice(&previous_) != cudaSuccess) previous_ = -1;
-    status_ = previous_ == ordinal ? cudaSuccess : cudaSetDevice(ordinal);
-    if (status_ != cudaSuccess || previous_ == ordinal) previous_ = -1;
-  }
-  ~DeviceScope() {
-    if (previous_ >= 0) (void)cudaSetDevice(previous_);
-  }
-  DeviceScope(const DeviceScope&) = delete;
-  DeviceScope& operator=(const DeviceScope&) = delete;
-  cudaError_t status() const { return status_; }
-
- private:
-  int previous_ = -1;
-  cudaError_t status_ = cudaSuccess;
-};
+using cuda_internal::ScopedCudaDevice;
 
 absl::Status Refused(const char* call, cudaError_t e) {
   return absl::ResourceExhaustedError(absl::StrCat(
@@ -37,7 +19,7 @@ absl::Status Refused(const char* call, cudaError_t e) {
 }  // namespace
 
 absl::Status CudaHostPin(int device_ordinal, void* addr, size_t len) {
-  DeviceScope device(device_ordinal);
+  ScopedCudaDevice device(device_ordinal);
   if (device.status() != cudaSuccess) {
     return Refused("cudaSetDevice", device.status());
   }
@@ -50,7 +32,7 @@ absl::Status CudaHostPin(int device_ordinal, void* addr, size_t len) {
 }
 
 void CudaHostUnpin(int device_ordinal, void* addr) {
-  DeviceScope device(device_ordinal);
+  ScopedCudaDevice device(device_ordinal);
   if (cudaHostUnregister(addr) != cudaSuccess) (void)cudaGetLastError();
 }
 

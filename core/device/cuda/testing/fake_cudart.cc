@@ -536,10 +536,9 @@ cudaError_t cudaFreeHost(void* ptr) {
 
 cudaError_t cudaHostRegister(void* ptr, size_t size, unsigned int flags) {
   if (cudaError_t e = fc::Enter("cudaHostRegister")) return e;
-  constexpr unsigned int kKnown = cudaHostRegisterPortable |
-                                  cudaHostRegisterMapped |
-                                  cudaHostRegisterIoMemory |
-                                  cudaHostRegisterReadOnly;
+  constexpr unsigned int kKnown =
+      cudaHostRegisterPortable | cudaHostRegisterMapped |
+      cudaHostRegisterIoMemory | cudaHostRegisterReadOnly;
   if (ptr == nullptr || size == 0 || (flags & ~kKnown) != 0) {
     return fc::Fail(cudaErrorInvalidValue);
   }
