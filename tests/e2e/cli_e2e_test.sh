@@ -388,7 +388,7 @@ if [ "$IS_ADMIN" = "true" ]; then
   ok ctl destroy "$HU"
 
   step "fence wait timeout"
-  ok ctl fault inject engine_latency --always --latency-us 1500000
+  ok ctl fault inject engine_latency --always --latency-us 4000000
   ok ctl --json create 4K
   FSLOW=$(py 'd["fence_id"]')
   expect 8 ctl fence wait "$FSLOW" --timeout 100ms
