@@ -10,6 +10,7 @@
 #include <fstream>
 #include <functional>
 #include <istream>
+#include <iterator>
 #include <memory>
 #include <ostream>
 #include <sstream>
@@ -151,8 +152,14 @@ absl::StatusOr<FaultKind> ParseFaultKind(absl::string_view name) {
 }
 
 absl::StatusOr<FenceKind> ParseFenceKind(absl::string_view name) {
+  // The engine operations: every fence kind but the array, which runs none.
+  static constexpr enums::EnumPair<FenceKind, ::gpumig::v1::FenceKind>
+      kEngineOps[] = {internal::kFenceKinds[0], internal::kFenceKinds[1],
+                      internal::kFenceKinds[2], internal::kFenceKinds[3]};
+  static_assert(std::size(internal::kFenceKinds) == 5 &&
+                internal::kFenceKinds[4].local == FenceKind::kArray);
   if (Canonical(name) == "COPY") return FenceKind::kMigrate;
-  return ParseEnum("operation", name, internal::kFenceKinds);
+  return ParseEnum("operation", name, kEngineOps);
 }
 
 absl::StatusOr<EventKind> ParseEventKind(absl::string_view name) {

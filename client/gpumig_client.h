@@ -115,7 +115,9 @@ const char* EventKindName(EventKind v);
 const char* FaultKindName(FaultKind v);
 
 // Parsers for the names above; case-insensitive, '-' and '_' equivalent.
-// ParseFenceKind also accepts "copy" for kMigrate (the core's word for it).
+// ParseFenceKind names an engine operation (a fault's scope): every kind but
+// kArray, which runs none; it also accepts "copy" for kMigrate (the core's
+// word for it).
 // INVALID_ARGUMENT: an unknown name (the message lists the valid ones).
 absl::StatusOr<FaultKind> ParseFaultKind(absl::string_view name);
 absl::StatusOr<FenceKind> ParseFenceKind(absl::string_view name);
