@@ -134,12 +134,7 @@ int PrintSubmit(const Ctx& ctx, const gc::SubmitResult& r,
     w.BeginObject();
     extra_json(w);
     w.FieldUint("fence_id", r.fence_id);
-    w.Key("fence");
-    if (r.fence.has_value()) {
-      JsonFence(w, *r.fence);
-    } else {
-      w.Null();
-    }
+    JsonFenceField(w, r.fence);
     w.EndObject();
     ctx.PrintJson(w);
   } else if (r.fence.has_value()) {

@@ -59,6 +59,15 @@ void JsonFence(JsonWriter& w, const gc::FenceStatus& f) {
   w.EndObject();
 }
 
+void JsonFenceField(JsonWriter& w, const std::optional<gc::FenceStatus>& f) {
+  w.Key("fence");
+  if (f.has_value()) {
+    JsonFence(w, *f);
+  } else {
+    w.Null();
+  }
+}
+
 std::string HumanFence(const gc::FenceStatus& f) {
   KeyValueBlock kv;
   kv.Add("fence", absl::StrCat(f.fence_id));

@@ -8,6 +8,7 @@
 #define GPUMIG_CLIENT_CTL_RENDER_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,8 @@ std::string StatusText(const absl::Status& s);
 // Fences (FenceService.Get/Wait, a waited submission).
 void JsonFence(JsonWriter& w, const client::FenceStatus& f);
 std::string HumanFence(const client::FenceStatus& f);
+// Key "fence" and the fence, or null when the call did not wait.
+void JsonFenceField(JsonWriter& w, const std::optional<client::FenceStatus>& f);
 
 // Objects (ObjectService.Get/List/Create).
 void JsonObject(JsonWriter& w, const client::ObjectInfo& o);
