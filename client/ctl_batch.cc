@@ -44,12 +44,7 @@ int PrintBatch(
     w.FieldUint("succeeded", r.succeeded);
     w.FieldUint("failed", r.failed);
     w.FieldUint("fence_id", r.fence_id);
-    w.Key("fence");
-    if (r.fence.has_value()) {
-      JsonFence(w, *r.fence);
-    } else {
-      w.Null();
-    }
+    JsonFenceField(w, r.fence);
     w.EndObject();
     ctx.PrintJson(w);
   } else {
