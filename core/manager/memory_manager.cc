@@ -9,8 +9,8 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "core/base/mutex.h"
 #include "common/utf8.h"
+#include "core/base/mutex.h"
 
 namespace gpumig {
 namespace {
