@@ -87,10 +87,11 @@ absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>& args,
 //   "  --offset N           where to start\n".
 std::string FormatFlagHelp(const std::vector<FlagSpec>& specs);
 
-// Parses a byte count: decimal digits, or 0x-prefixed hex, optionally
-// followed by a unit. Units are binary and case-insensitive: B; K, KB, KiB
-// (1024); M, MB, MiB; G, GB, GiB; T, TB, TiB. Whitespace between the number
-// and the unit is not allowed; "4K", "64MiB", "4096", "0x1000" are valid.
+// Parses a byte count (common/bytes.h, ByteSizeSyntax::kCommandLine):
+// decimal digits, or 0x-prefixed hex, optionally followed by a unit. Units
+// are binary and case-insensitive: B; K, KB, KiB (1024); M, MB, MiB; G, GB,
+// GiB; T, TB, TiB. Whitespace between the number and the unit is not
+// allowed; "4K", "64MiB", "4096", "0x1000" are valid.
 //
 // INVALID_ARGUMENT: empty, not a number, an unknown unit, a negative value,
 //   a fraction, or a result over 2^64 - 1.
@@ -107,8 +108,9 @@ absl::StatusOr<uint64_t> ParseUint(absl::string_view text,
 // INVALID_ARGUMENT: not a number, or outside [0, 1].
 absl::StatusOr<double> ParseProbability(absl::string_view text);
 
-// Parses a duration: an absl duration ("10s", "1.5s", "250ms", "2m", "1h30m",
-// "inf") or a bare non-negative number of seconds ("10", "0.5").
+// Parses a duration (common/duration.h, ParseNonNegativeDuration): an absl
+// duration ("10s", "1.5s", "250ms", "2m", "1h30m", "inf") or a bare
+// non-negative number of seconds ("10", "0.5").
 //
 // INVALID_ARGUMENT: anything else, or negative.
 absl::StatusOr<absl::Duration> ParseDurationFlag(absl::string_view text);

@@ -19,8 +19,9 @@
 
 namespace gpumig::cli {
 
-// 0 -> "0 B", 1536 -> "1.5 KiB", 64 MiB -> "64 MiB", binary units up to TiB.
-// One decimal unless the value is a whole number of the unit.
+// common/bytes.h's FormatBytes: 0 -> "0 B", 1536 -> "1.5 KiB", 64 MiB ->
+// "64 MiB", binary units up to TiB; one decimal unless the value is a whole
+// number of the unit.
 std::string FormatSize(uint64_t bytes);
 
 // A duration for people: 1234567 ns -> "1.234ms", 3723.5 s -> "1h2m3s";
@@ -125,7 +126,7 @@ class JsonWriter {
   bool after_key_ = false;
 };
 
-// `value` as a JSON string literal, quotes included.
+// `value` as a JSON string literal, quotes included (common/json.h).
 std::string JsonQuote(absl::string_view value);
 
 }  // namespace gpumig::cli
