@@ -10,71 +10,8 @@
 #   tests/e2e/cli_batch_e2e_test.sh
 set -uo pipefail
 
-find_bin() {  # find_bin ENV_VALUE RUNFILES_PATH
-  if [ -n "$1" ]; then echo "$1"; return; fi
-  for root in "${RUNFILES_DIR:-}" "${TEST_SRCDIR:-}" "$PWD/.." ; do
-    if [ -n "$root" ] && [ -x "$root/gpumig/$2" ]; then
-      echo "$root/gpumig/$2"
-      return
-    fi
-  done
-  [ -x "$2" ] && { echo "$PWD/$2"; return; }
-  echo "cli_batch_e2e_test: cannot find $2" >&2
-  exit 1
-}
-GPUMIGD=$(find_bin "${GPUMIGD:-}" daemon/gpumigd) || exit 1
-GPUMIGCTL=$(find_bin "${GPUMIGCTL:-}" client/gpumigctl) || exit 1
-command -v python3 >/dev/null || { echo "cli_batch_e2e_test: needs python3" >&2; exit 1; }
-
-TMP=${TEST_TMPDIR:-$(mktemp -d)}
-mkdir -p "$TMP"
-SOCKDIR="$TMP"
-if [ ${#TMP} -gt 80 ]; then SOCKDIR=$(mktemp -d /tmp/gpumig-e2e.XXXXXX); fi
-SOCK="$SOCKDIR/gpumig.sock"
-LOG="$TMP/gpumigd.log"
-DAEMON_PID=""
-cleanup() {
-  if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
-    kill -TERM "$DAEMON_PID" 2>/dev/null
-    for _ in $(seq 1 50); do
-      kill -0 "$DAEMON_PID" 2>/dev/null || break
-      sleep 0.1
-    done
-    kill -KILL "$DAEMON_PID" 2>/dev/null
-  fi
-  [ "$SOCKDIR" != "$TMP" ] && rm -rf "$SOCKDIR"
-}
-trap cleanup EXIT
-
-STEP=""
-step() { STEP="$*"; echo "--- $*"; }
-fail() {
-  echo "FAIL [$STEP]: $*" >&2
-  for f in "$TMP/out" "$TMP/err"; do
-    [ -s "$f" ] && { echo "== $f:" >&2; head -c 2000 "$f" >&2; echo >&2; }
-  done
-  tail -n 20 "$LOG" >&2 2>/dev/null
-  exit 1
-}
-ctl() { "$GPUMIGCTL" --socket "$SOCK" "$@"; }
-expect() {
-  local want=$1
-  shift
-  "$@" >"$TMP/out" 2>"$TMP/err"
-  local rc=$?
-  [ "$rc" -eq "$want" ] || fail "'$*' exited $rc, expected $want"
-}
-ok() { expect 0 "$@"; }
-out_has() { grep -qE -- "$1" "$TMP/out" || fail "stdout lacks /$1/"; }
-err_has() { grep -qE -- "$1" "$TMP/err" || fail "stderr lacks /$1/"; }
-json_check() {
-  python3 -c '
-import json, sys
-with open(sys.argv[1]) as f:
-    d = json.load(f)
-sys.exit(0 if eval(sys.argv[2]) else 1)
-' "$TMP/out" "$1" || fail "JSON check failed: $1"
-}
+# shellcheck source=tests/e2e/ctl_harness.sh
+source "$(dirname "$0")/ctl_harness.sh"
 
 step "start gpumigd"
 CONFIG="$TMP/gpumigd.textproto"
@@ -85,13 +22,7 @@ regions { name: "smem" kind: SMEM size: "64MiB" }
 CONF
 "$GPUMIGD" --config="$CONFIG" --socket="$SOCK" >"$LOG" 2>&1 &
 DAEMON_PID=$!
-ready=0
-for _ in $(seq 1 150); do
-  if ctl --timeout 1s ping >/dev/null 2>&1; then ready=1; break; fi
-  kill -0 "$DAEMON_PID" 2>/dev/null || fail "gpumigd exited during start-up"
-  sleep 0.1
-done
-[ "$ready" -eq 1 ] || fail "gpumigd did not answer ping within 15 s"
+wait_ready
 
 step "create --count: one line per entry, then the array"
 ok ctl create 4K --count 5 --placements smem,lmem --wait
