@@ -102,7 +102,7 @@ struct RegionInfo : RegionCounters {
   uint64_t aperture = 0;
   uint64_t chunk_size = 0;
   RegionUsage usage;
-  uint64_t objects = 0;          // objects placed here
+  uint64_t objects = 0;  // objects placed here
   // Of those, in unknown state now (RegionCounters::unknown_state_marks
   // counts every mark, and never drops).
   uint64_t unknown_objects = 0;
